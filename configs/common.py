@@ -67,9 +67,6 @@ def base_config() -> ml_collections.ConfigDict:
   m.text.type_vocab_size = 2
   m.text.layer_norm_eps = 1e-12
   m.text.position_offset = 0  # 2 for RoBERTa
-  m.init = ml_collections.ConfigDict()
-  m.init.vit = ""
-  m.init.tracker = ""
 
   l = c.loss = ml_collections.ConfigDict()
   l.focal_weight = 1.0
@@ -126,6 +123,10 @@ def base_config() -> ml_collections.ConfigDict:
   me = c.mesh = ml_collections.ConfigDict()
   me.data = -1
   me.fsdp = 1
+  # Ordered (regex over the '/'-joined param path, tactic): first match wins. 'fsdp' shards the
+  # largest dimension divisible by the fsdp axis over it (arrays under fsdp_min_size replicate).
+  me.param_rules = ((".*", "fsdp"),)
+  me.fsdp_min_size = 2 ** 16
 
   e = c.eval = ml_collections.ConfigDict()
   e.window_influence = 0.49

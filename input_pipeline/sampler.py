@@ -1,0 +1,281 @@
+"""The training index and the framework-free parts of "sample i = f(seed, i)".
+
+`build_index` flattens the sequences of one source into numpy arrays once (frame paths, boxes,
+visibility, tokenised sentences) so that the tf.data pipeline (`pipeline.py`) can draw samples
+with stateless random ops and plain gathers. Everything here is numpy + os: the crop geometry
+below is shared with the JAX crop used at tracking time, which must not need TensorFlow.
+
+Coordinate conventions (DESIGN section 5, `Sequence.boxes`):
+  * boxes are x, y, w, h in 0-based continuous pixel coordinates: a box covers [x, x + w), and
+    image pixel k covers [k, k + 1);
+  * sampling positions are in index space, where pixel k has its centre at coordinate k, i.e.
+    index = continuous - 0.5;
+  * a crop of the region [x0, x0 + S) resized to `out` pixels samples output pixel u at index
+    coordinate x0 + (u + 0.5) * S / out - 0.5 (bilinear; samples outside [0, W - 1] read 0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from absl import logging
+
+from input_pipeline.sources.base import Sequence, data_error
+
+TokenizeFn = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Index:
+  """Flat arrays over all sequences of one source (F frames, S sequences, V visible frames).
+
+  Attributes:
+    frame_paths: [F] object (str), all frames of all sequences concatenated in temporal order.
+    boxes: [F, 4] float32 x, y, w, h, 0-based continuous pixels (`Sequence.boxes`); rows of
+      invisible frames are zeroed where the file had NaN and are never sampled.
+    visible: [F] bool, target visible with a positive-area box.
+    seq_start: [S] int64 flat index of each sequence's first frame.
+    seq_len: [S] int64 frames per sequence.
+    vis_start: [S] int64 offset of each sequence's slice of `vis_frames`.
+    vis_count: [S] int64 length of that slice (>= 2).
+    vis_frames: [V] int64 flat indices of the visible frames, grouped by sequence, ascending.
+    text_ids: [S, L] int32 token ids (zeros where the sequence has no sentence).
+    text_mask: [S, L] int32 attention mask (all zero where the sequence has no sentence).
+    seq_names: S sequence names.
+    dataset: the source's dataset name (for error messages).
+  """
+
+  frame_paths: np.ndarray
+  boxes: np.ndarray
+  visible: np.ndarray
+  seq_start: np.ndarray
+  seq_len: np.ndarray
+  vis_start: np.ndarray
+  vis_count: np.ndarray
+  vis_frames: np.ndarray
+  text_ids: np.ndarray
+  text_mask: np.ndarray
+  seq_names: list[str]
+  dataset: str
+
+  @property
+  def num_sequences(self) -> int:
+    return len(self.seq_names)
+
+  @property
+  def has_sentence(self) -> np.ndarray:
+    """[S] bool, True where the sequence has a (non-empty) sentence."""
+    return self.text_mask.any(axis=1)
+
+  def locate(self, flat: int) -> tuple[int, int]:
+    """Maps a flat frame index to (sequence number, frame number within the sequence)."""
+    s = int(np.searchsorted(self.seq_start, flat, side="right")) - 1
+    return s, int(flat - self.seq_start[s])
+
+
+def _visible(seq: Sequence) -> np.ndarray:
+  """[N] bool: not marked absent and a finite box of positive area (readers should agree)."""
+  b = seq.boxes
+  finite = np.isfinite(b).all(axis=1)
+  with np.errstate(invalid="ignore"):
+    positive = (b[:, 2] > 0) & (b[:, 3] > 0)
+  return ~np.asarray(seq.absent, bool) & finite & positive
+
+
+def _check_frames_exist(seq: Sequence, listings: dict[str, set[str] | None]) -> None:
+  """Raises a DataError naming the first missing frame; one `os.listdir` per image directory."""
+  for i, path in enumerate(seq.frames):
+    d, name = os.path.split(path)
+    if d not in listings:
+      try:
+        listings[d] = set(os.listdir(d or "."))
+      except OSError:
+        listings[d] = None
+    names = listings[d]
+    if names is None or name not in names:
+      raise data_error(seq.dataset, seq.name, path, "missing frame", frame=i)
+
+
+def _tokenize(sequences: list[Sequence], tokenize: TokenizeFn,
+              max_len: int) -> tuple[np.ndarray, np.ndarray]:
+  """Tokenises every sentence once -> ids, mask [S, max_len] int32 (zero rows when none)."""
+  ids = np.zeros((len(sequences), max_len), np.int32)
+  mask = np.zeros((len(sequences), max_len), np.int32)
+  with_text = [k for k, s in enumerate(sequences) if s.sentence is not None]
+  for k in with_text:
+    if not sequences[k].sentence.strip():
+      s = sequences[k]
+      raise data_error(s.dataset, s.name, None, "empty sentence")
+  if not with_text:
+    return ids, mask
+  t_ids, t_mask = tokenize([sequences[k].sentence for k in with_text])
+  t_ids, t_mask = np.asarray(t_ids), np.asarray(t_mask)
+  if t_ids.shape != t_mask.shape or t_ids.ndim != 2 or t_ids.shape[0] != len(with_text):
+    raise ValueError(f"tokenize returned ids {t_ids.shape} / mask {t_mask.shape} for "
+                     f"{len(with_text)} sentences; want two equal [N, <= {max_len}] arrays")
+  if t_ids.shape[1] > max_len:
+    raise ValueError(f"tokenize returned length {t_ids.shape[1]} > max_len {max_len}")
+  width = t_ids.shape[1]
+  ids[with_text, :width] = t_ids
+  mask[with_text, :width] = t_mask
+  for row, k in enumerate(with_text):
+    if not t_mask[row].any():
+      s = sequences[k]
+      raise data_error(s.dataset, s.name, None, "tokenizer returned an empty sentence")
+  return ids, mask
+
+
+def build_index(sequences: list[Sequence], tokenize: TokenizeFn, max_len: int) -> Index:
+  """Flattens the sequences of one source into an `Index`.
+
+  Sequences with fewer than 2 visible frames cannot give a template/search pair and are
+  dropped (logged). Every frame file of every sequence must exist.
+
+  Args:
+    sequences: sequences of a single dataset (as returned by one reader under `sources/`).
+    tokenize: sentences -> (ids, mask), each [N, L'] with L' <= max_len; shorter rows are
+      zero-padded here.
+    max_len: text length L of the index.
+
+  Returns:
+    The index; text is tokenised once here.
+
+  Raises:
+    DataError: a missing frame file, frame/box count mismatch, an empty sentence, or no usable
+      sequence at all.
+  """
+  if not sequences:
+    raise ValueError("build_index: no sequences")
+  datasets = sorted({s.dataset for s in sequences})
+  if len(datasets) != 1:
+    raise ValueError(f"build_index takes the sequences of one source, got datasets {datasets}")
+  dataset = datasets[0]
+
+  listings: dict[str, set[str] | None] = {}
+  kept, visibles = [], []
+  for seq in sequences:
+    if len(seq.gt) != len(seq.frames) or len(seq.absent) != len(seq.frames):
+      raise data_error(dataset, seq.name, None,
+                       f"{len(seq.frames)} frames but {len(seq.gt)} boxes and "
+                       f"{len(seq.absent)} absence flags")
+    _check_frames_exist(seq, listings)
+    vis = _visible(seq)
+    if vis.sum() >= 2:
+      kept.append(seq)
+      visibles.append(vis)
+  dropped = len(sequences) - len(kept)
+  if dropped:
+    logging.info("%s: dropped %d of %d sequences with fewer than 2 visible frames",
+                 dataset, dropped, len(sequences))
+  if not kept:
+    raise data_error(dataset, None, None, "no sequence has 2 or more visible frames")
+
+  seq_len = np.array([len(s) for s in kept], np.int64)
+  seq_start = np.concatenate([[0], np.cumsum(seq_len)[:-1]]).astype(np.int64)
+  visible = np.concatenate(visibles)
+  boxes = np.nan_to_num(np.concatenate([s.boxes for s in kept]).astype(np.float32))
+  vis_frames = np.flatnonzero(visible).astype(np.int64)
+  vis_count = np.array([v.sum() for v in visibles], np.int64)
+  vis_start = np.concatenate([[0], np.cumsum(vis_count)[:-1]]).astype(np.int64)
+  frame_paths = np.array([p for s in kept for p in s.frames], dtype=object)
+  text_ids, text_mask = _tokenize(kept, tokenize, max_len)
+  return Index(frame_paths=frame_paths, boxes=boxes, visible=visible, seq_start=seq_start,
+               seq_len=seq_len, vis_start=vis_start, vis_count=vis_count, vis_frames=vis_frames,
+               text_ids=text_ids, text_mask=text_mask, seq_names=[s.name for s in kept],
+               dataset=dataset)
+
+
+def host_sample_indices(step: int, process_index: int, process_count: int,
+                        local_batch: int) -> np.ndarray:
+  """[local_batch] int64 global sample indices host `process_index` takes at `step`.
+
+  Step s covers exactly samples [s * G, (s + 1) * G) with G = local_batch * process_count,
+  whatever the host count, so a run resumes exactly and re-shards freely.
+  """
+  g = local_batch * process_count
+  return step * g + process_index + process_count * np.arange(local_batch, dtype=np.int64)
+
+
+# Crop geometry, shared by the tf.data pipeline and the JAX crop used at tracking time. The
+# functions only use arithmetic operators, so they accept Python floats, numpy, TF or jnp values.
+
+def crop_sample_span(start: Any, extent: Any, out_size: int) -> tuple[Any, Any]:
+  """First and last sample position of a crop along one axis, in index space.
+
+  Args:
+    start: left (top) edge x0 of the crop region in continuous pixel coordinates.
+    extent: region size S in pixels (the region is [x0, x0 + S)).
+    out_size: output pixels along this axis.
+
+  Returns:
+    (first, last): index-space source coordinates of output pixels 0 and out_size - 1; pixel u
+    samples x0 + (u + 0.5) * S / out_size - 0.5, so samples are S / out_size apart.
+  """
+  step = extent / out_size
+  return start + 0.5 * step - 0.5, start + (out_size - 0.5) * step - 0.5
+
+
+def crop_and_resize_box(x0: Any, y0: Any, width: Any, height: Any, out_h: int, out_w: int,
+                        image_h: Any, image_w: Any) -> tuple[Any, Any, Any, Any]:
+  """`tf.image.crop_and_resize` box (y1, x1, y2, x2) sampling the region per `crop_sample_span`.
+
+  crop_and_resize puts its first/last samples at y1 * (H - 1) and y2 * (H - 1) (same for x),
+  so the normalised box is the sample span divided by (H - 1). Images of size 1 along an axis
+  use a divisor of 1 (every sample then reads pixel 0 or the extrapolation value).
+
+  Args:
+    x0, y0: top-left of the region [x0, x0 + width) x [y0, y0 + height), continuous pixels.
+    width, height: region size in pixels.
+    out_h, out_w: output size.
+    image_h, image_w: source image size.
+
+  Returns:
+    (y1, x1, y2, x2) for crop_and_resize's `boxes` argument.
+  """
+  x_first, x_last = crop_sample_span(x0, width, out_w)
+  y_first, y_last = crop_sample_span(y0, height, out_h)
+  dx = _at_least_one(image_w - 1)
+  dy = _at_least_one(image_h - 1)
+  return y_first / dy, x_first / dx, y_last / dy, x_last / dx
+
+
+def _at_least_one(v: Any) -> Any:
+  # max(v, 1) with operators only, so numpy, TF and jnp values all pass through.
+  return (v + 1 + abs(v - 1)) / 2
+
+
+def bilinear_crop_reference(image: np.ndarray, x0: float, y0: float, width: float,
+                            height: float, out_h: int, out_w: int) -> np.ndarray:
+  """Direct numpy implementation of the crop convention (the spec, for tests).
+
+  Args:
+    image: [H, W, C] any numeric dtype.
+    x0, y0, width, height: crop region in continuous pixel coordinates.
+    out_h, out_w: output size.
+
+  Returns:
+    [out_h, out_w, C] float32; samples outside [0, W - 1] x [0, H - 1] are 0 (as
+    crop_and_resize with extrapolation_value 0), inside ones are bilinear.
+  """
+  img = np.asarray(image, np.float32)
+  h, w = img.shape[:2]
+  ys = y0 + (np.arange(out_h) + 0.5) * height / out_h - 0.5
+  xs = x0 + (np.arange(out_w) + 0.5) * width / out_w - 0.5
+
+  def taps(v: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    # Lower/upper neighbour, weight of the upper one, and whether v reads the image at all.
+    inside = (v >= 0) & (v <= n - 1)
+    lo = np.floor(np.clip(v, 0, n - 1)).astype(np.int64)
+    return lo, np.minimum(lo + 1, n - 1), np.clip(v, 0, n - 1) - lo, inside
+
+  yl, yh, fy, y_in = taps(ys, h)
+  xl, xh, fx, x_in = taps(xs, w)
+  fx = fx[None, :, None]
+  top = img[yl][:, xl] * (1 - fx) + img[yl][:, xh] * fx
+  bottom = img[yh][:, xl] * (1 - fx) + img[yh][:, xh] * fx
+  out = top * (1 - fy[:, None, None]) + bottom * fy[:, None, None]
+  return (out * (y_in[:, None] & x_in[None, :])[..., None]).astype(np.float32)

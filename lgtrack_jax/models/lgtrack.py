@@ -1,0 +1,184 @@
+"""LGTrack: the only model entry point. Composes text encoder, one-stream ViT with EMIM, joint-query
+decoder and center head (DESIGN section 2).
+
+Inputs of `LGTrack.__call__` (B = batch):
+  template      [B, Hz, Wz, 3] float or uint8, pixel values in [0, 255]
+  search        [B, Hx, Wx, 3] same
+  template_box  [B, 4] float32 normalised cxcywh of the target in the template crop
+  text_ids      [B, L] int32, text_mask [B, L] int32 (1 = real token)
+  mode          [B] int32: 0 box only (text masked), 1 language only (template masked),
+                2 box + language
+  text          optional output of `encode_text` (tracking encodes the sentence once per sequence)
+Outputs: dict with
+  score_logits [B, Hf, Wf], size [B, Hf, Wf, 2], offset [B, Hf, Wf, 2] (Hf = Hx / patch),
+  boxes [B, 4] normalised cxcywh in the search crop (at the score maximum),
+  vision_tokens [B, Nx, E] search tokens in the contrastive space, text_embed [B, E] sentence in
+  the contrastive space, has_text [B] bool, logit_scale [] (learnable inverse temperature, log).
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from lgtrack_jax.models import head as head_lib
+from lgtrack_jax.models.decoder import JointQueryDecoder
+from lgtrack_jax.models.emim import EMIM
+from lgtrack_jax.models.text_encoder import TextEncoder, pool
+from lgtrack_jax.models.vit import Block, PatchEmbed, PosEmbed
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+TEXT_ENCODER_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+                       "max_position_embeddings", "type_vocab_size", "layer_norm_eps",
+                       "position_offset")
+
+
+def normalize_image(x: jnp.ndarray, dtype) -> jnp.ndarray:
+  """[..., 3] pixels in [0, 255] -> ImageNet-normalised `dtype`."""
+  x = x.astype(jnp.float32) / 255.0
+  return ((x - jnp.array(IMAGENET_MEAN)) / jnp.array(IMAGENET_STD)).astype(dtype)
+
+
+def box_token_mask(box_cxcywh: jnp.ndarray, grid: tuple[int, int]) -> jnp.ndarray:
+  """Tokens whose cell centre lies inside the box: [B, 4] normalised cxcywh -> [B, gh * gw] bool.
+
+  A box too small to contain any cell centre selects the cell holding its centre instead.
+  """
+  gh, gw = grid
+  ys = (jnp.arange(gh) + 0.5) / gh
+  xs = (jnp.arange(gw) + 0.5) / gw
+  cx, cy, w, h = (box_cxcywh[:, i, None] for i in range(4))
+  in_x = jnp.abs(xs[None, :] - cx) <= w / 2
+  in_y = jnp.abs(ys[None, :] - cy) <= h / 2
+  mask = (in_y[:, :, None] & in_x[:, None, :]).reshape(-1, gh * gw)
+  row = jnp.clip(jnp.floor(box_cxcywh[:, 1] * gh), 0, gh - 1).astype(jnp.int32)
+  col = jnp.clip(jnp.floor(box_cxcywh[:, 0] * gw), 0, gw - 1).astype(jnp.int32)
+  centre = jax.nn.one_hot(row * gw + col, gh * gw, dtype=jnp.bool_)
+  return jnp.where(mask.any(-1, keepdims=True), mask, centre)
+
+
+def masked_mean(x: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+  """x [B, N, D], mask [B, N] -> [B, D] mean over masked tokens (zeros when none)."""
+  m = mask.astype(x.dtype)[..., None]
+  return (x * m).sum(1) / jnp.maximum(m.sum(1), 1)
+
+
+class LGTrack(nn.Module):
+  """See the module docstring. `config` is the frozen `config.model`; grids in patches."""
+
+  config: ml_collections.FrozenConfigDict
+  template_grid: tuple[int, int]
+  search_grid: tuple[int, int]
+
+  def setup(self):
+    c = self.config
+    dtype = jnp.dtype(c.dtype)
+    d = c.hidden_size
+    self.text_encoder = TextEncoder(**{k: c.text[k] for k in TEXT_ENCODER_FIELDS}, dtype=dtype)
+    self.patch_embed = PatchEmbed(c.patch_size, d, dtype=dtype)
+    self.pos_embed_z = PosEmbed(self.template_grid, d)
+    self.pos_embed_x = PosEmbed(self.search_grid, d)
+    # Stands in for the template tokens in mode 1 (no box: the template image is meaningless).
+    self.null_template = self.param("null_template", nn.initializers.normal(0.02), (d,))
+    self.text_tokens_proj = nn.Dense(d, dtype=dtype)
+    self.text_global_proj = nn.Dense(d, dtype=dtype)
+    block = nn.remat(Block) if c.remat else Block
+    self.blocks = [block(c.num_heads, c.mlp_ratio, dtype=dtype) for _ in range(c.depth)]
+    if any(not 0 <= i < c.depth for i in c.emim.layers):
+      raise ValueError(f"model.emim.layers={c.emim.layers} must index ViT blocks 0..{c.depth - 1}")
+    self.emims = [EMIM(c.emim.num_heads, c.emim.mlp_ratio, c.emim.bidirectional,
+                       c.emim.global_modulation, dtype=dtype) for _ in c.emim.layers]
+    self.norm = nn.LayerNorm(epsilon=1e-6, dtype=dtype)
+    self.decoder = JointQueryDecoder(c.decoder.num_layers, c.decoder.hidden_size,
+                                     c.decoder.num_heads, c.decoder.num_queries,
+                                     c.decoder.attend_text, dtype=dtype)
+    self.head = head_lib.CenterHead(c.head.channels, c.head.num_convs, dtype=dtype)
+    self.vision_embed_proj = nn.Dense(c.embed_dim, dtype=dtype)
+    self.text_embed_proj = nn.Dense(c.embed_dim, dtype=dtype)
+    self.logit_scale = self.param("logit_scale", nn.initializers.constant(
+        math.log(1.0 / c.temperature_init)), ())
+
+  def encode_text(self, text_ids: jnp.ndarray, text_mask: jnp.ndarray) -> dict[str, jnp.ndarray]:
+    """ids/mask [B, L] -> {'tokens': [B, L, Dt] deep text features, 'sentence': [B, Dt]}."""
+    tokens = self.text_encoder(text_ids, text_mask)
+    if not self.config.text.trainable:
+      tokens = jax.lax.stop_gradient(tokens)
+    return {"tokens": tokens, "sentence": pool(tokens, text_mask, self.config.text.pool)}
+
+  def __call__(self, template, search, template_box, text_ids, text_mask, mode, text=None):
+    c = self.config
+    dtype = jnp.dtype(c.dtype)
+    if text is None:
+      text = self.encode_text(text_ids, text_mask)
+    has_text = (mode != 0) & (text_mask.sum(-1) > 0)
+    t_mask = text_mask * has_text[:, None].astype(text_mask.dtype)
+    gate = has_text.astype(dtype)[:, None]
+    t = self.text_tokens_proj(text["tokens"].astype(dtype))
+    g_l = self.text_global_proj(text["sentence"].astype(dtype)) * gate
+
+    z, z_grid = self.patch_embed(normalize_image(template, dtype))
+    x, x_grid = self.patch_embed(normalize_image(search, dtype))
+    no_template = (mode == 1)[:, None, None]
+    z = jnp.where(no_template, self.null_template.astype(dtype), z)
+    z = z + self.pos_embed_z(z_grid).astype(dtype)
+    x = x + self.pos_embed_x(x_grid).astype(dtype)
+    nz = z.shape[1]
+
+    v = jnp.concatenate([z, x], axis=1)
+    emim_at = {layer: k for k, layer in enumerate(c.emim.layers)}
+    for i, blk in enumerate(self.blocks):
+      if i in emim_at:
+        v, t = self.emims[emim_at[i]](v, t, t_mask, g_l, has_text)
+      v = blk(v)
+    v = self.norm(v)
+    z, x = v[:, :nz], v[:, nz:]
+
+    # Global vision feature: template tokens inside the template box (all of them in mode 1).
+    z_mask = box_token_mask(template_box, z_grid) | no_template[:, :, 0]
+    g_v = masked_mean(z, z_mask)
+    _, fx = self.decoder(g_v, g_l, x, t, t_mask)
+    fmap = fx.reshape(fx.shape[0], *x_grid, fx.shape[-1])
+    score_logits, size, offset = self.head(fmap)
+    boxes = head_lib.decode_boxes(score_logits, size, offset)
+    return {
+        "score_logits": score_logits,
+        "size": size,
+        "offset": offset,
+        "boxes": boxes,
+        "vision_tokens": self.vision_embed_proj(x).astype(jnp.float32),
+        "text_embed": self.text_embed_proj(text["sentence"].astype(dtype)).astype(jnp.float32),
+        "has_text": has_text,
+        "logit_scale": self.logit_scale,
+    }
+
+
+def build_model(config: ml_collections.ConfigDict) -> LGTrack:
+  """LGTrack for a full experiment config (uses `config.model`, `config.data` crop sizes)."""
+  p = config.model.patch_size
+  for key in ("template_size", "search_size"):
+    if config.data[key] % p:
+      raise ValueError(f"data.{key}={config.data[key]} is not a multiple of patch_size={p}")
+  model_cfg = ml_collections.FrozenConfigDict(
+      {**config.model.to_dict(), "temperature_init": config.loss.temperature_init})
+  zg = config.data.template_size // p
+  xg = config.data.search_size // p
+  return LGTrack(model_cfg, (zg, zg), (xg, xg))
+
+
+def dummy_inputs(config: ml_collections.ConfigDict, batch: int = 1) -> dict[str, jnp.ndarray]:
+  """Zero inputs with the right shapes and dtypes, for `init` and `eval_shape`."""
+  zs, xs, l = config.data.template_size, config.data.search_size, config.model.text.max_len
+  return {
+      "template": jnp.zeros((batch, zs, zs, 3), jnp.uint8),
+      "search": jnp.zeros((batch, xs, xs, 3), jnp.uint8),
+      "template_box": jnp.full((batch, 4), 0.5, jnp.float32),
+      "text_ids": jnp.zeros((batch, l), jnp.int32),
+      "text_mask": jnp.ones((batch, l), jnp.int32),
+      "mode": jnp.full((batch,), 2, jnp.int32),
+  }

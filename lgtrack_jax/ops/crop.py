@@ -1,0 +1,83 @@
+"""Square search/template crops around a box, resized, inside the jit (tracking time).
+
+Pixel convention, shared with `input_pipeline/pipeline.py` (training time): pixel k has its centre
+at coordinate k and a box x, y, w, h covers [x, x + w). A crop region [x0, x0 + S) is resampled to
+`out` pixels by sampling output pixel u at source coordinate x0 + (u + 0.5) * S / out - 0.5,
+bilinearly; samples outside [0, W - 1] x [0, H - 1] are 0, as in `tf.image.crop_and_resize` with
+extrapolation_value 0. Keeping both sides on this formula is what makes a model trained on tf.data
+crops see the same pixels when tracking.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+
+def crop_region(box_xywh: jnp.ndarray, factor: float) -> jnp.ndarray:
+  """Square region around a box: [..., 4] xywh pixels -> [..., 3] (x0, y0, side).
+
+  side = sqrt(w * h) * factor, centred on the box centre (OSTrack's search-area rule).
+  """
+  side = jnp.sqrt(jnp.maximum(box_xywh[..., 2] * box_xywh[..., 3], 1.0)) * factor
+  cx = box_xywh[..., 0] + box_xywh[..., 2] / 2
+  cy = box_xywh[..., 1] + box_xywh[..., 3] / 2
+  return jnp.stack([cx - side / 2, cy - side / 2, side], axis=-1)
+
+
+def sample_coords(start: jnp.ndarray, extent: jnp.ndarray, out: int) -> jnp.ndarray:
+  """Source coordinates of the `out` output pixels of region [start, start + extent): [out]."""
+  u = jnp.arange(out, dtype=jnp.float32)
+  return start + (u + 0.5) * extent / out - 0.5
+
+
+def resample(image: jnp.ndarray, ys: jnp.ndarray, xs: jnp.ndarray) -> jnp.ndarray:
+  """Bilinear samples of image [H, W, C] at the grid ys [Ho] x xs [Wo] -> [Ho, Wo, C] float32.
+
+  Samples outside the image are 0. Done as one gather of the 4 neighbours: cost O(Ho * Wo),
+  independent of the frame size.
+  """
+  h, w = image.shape[0], image.shape[1]
+  img = image.astype(jnp.float32)
+  y0 = jnp.floor(ys)
+  x0 = jnp.floor(xs)
+  wy = (ys - y0)[:, None, None]
+  wx = (xs - x0)[None, :, None]
+  y0i = jnp.clip(y0.astype(jnp.int32), 0, h - 1)
+  x0i = jnp.clip(x0.astype(jnp.int32), 0, w - 1)
+  y1i = jnp.clip(y0i + 1, 0, h - 1)
+  x1i = jnp.clip(x0i + 1, 0, w - 1)
+  top = img[y0i][:, x0i] * (1 - wx) + img[y0i][:, x1i] * wx
+  bottom = img[y1i][:, x0i] * (1 - wx) + img[y1i][:, x1i] * wx
+  out = top * (1 - wy) + bottom * wy
+  inside = ((ys >= 0) & (ys <= h - 1))[:, None] & ((xs >= 0) & (xs <= w - 1))[None, :]
+  return jnp.where(inside[..., None], out, 0.0)
+
+
+def crop_and_resize(image: jnp.ndarray, region: jnp.ndarray, out: int) -> jnp.ndarray:
+  """Crops the square region (x0, y0, side) [3] of image [H, W, C] to [out, out, C] float32."""
+  ys = sample_coords(region[1], region[2], out)
+  xs = sample_coords(region[0], region[2], out)
+  return resample(image, ys, xs)
+
+
+def resize_full(image: jnp.ndarray, out: int) -> jnp.ndarray:
+  """The whole frame [H, W, C] resized to [out, out, C] (no aspect preservation; grounding input)."""
+  h, w = image.shape[0], image.shape[1]
+  ys = sample_coords(jnp.float32(0), jnp.float32(h), out)
+  xs = sample_coords(jnp.float32(0), jnp.float32(w), out)
+  return resample(image, ys, xs)
+
+
+def box_to_crop(box_xywh: jnp.ndarray, region: jnp.ndarray) -> jnp.ndarray:
+  """Pixel xywh box [..., 4] -> normalised cxcywh inside the square region [..., 3]."""
+  side = region[..., 2:3]
+  c = box_xywh[..., :2] + box_xywh[..., 2:] / 2
+  return jnp.concatenate([(c - region[..., :2]) / side, box_xywh[..., 2:] / side], axis=-1)
+
+
+def box_from_crop(box_cxcywh: jnp.ndarray, region: jnp.ndarray) -> jnp.ndarray:
+  """Normalised cxcywh in the square region [..., 3] -> pixel xywh [..., 4]."""
+  side = region[..., 2:3]
+  c = region[..., :2] + box_cxcywh[..., :2] * side
+  wh = box_cxcywh[..., 2:] * side
+  return jnp.concatenate([c - wh / 2, wh], axis=-1)

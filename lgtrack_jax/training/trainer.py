@@ -1,0 +1,158 @@
+"""The training loop behind `train.py`: data, sharded state, jitted step, checkpoints, logging.
+
+Resuming: the same command restarts from the latest checkpoint; sample i of the stream is a pure
+function of (seed, i), so step s continues at sample s * global_batch on any host count.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import jax
+import ml_collections
+import numpy as np
+import tqdm
+from absl import logging
+
+from lgtrack_jax.models import lgtrack
+from lgtrack_jax.training import checkpoint as ckpt_lib
+from lgtrack_jax.training import metrics_writer
+from lgtrack_jax.training import optim
+from lgtrack_jax.training import sharding as sharding_lib
+from lgtrack_jax.training import state as state_lib
+from lgtrack_jax.training import step as step_lib
+
+
+def ensure_synthetic_data(config: ml_collections.ConfigDict) -> None:
+  """Generates the built-in synthetic dataset at `config.data.root` when it is not complete."""
+  if config.data.name != "synthetic" or os.path.exists(os.path.join(config.data.root, "COMPLETE")):
+    return
+  from input_pipeline import synthetic  # pylint: disable=import-outside-toplevel
+  if jax.process_index() == 0:
+    logging.info("generating synthetic data in %s", config.data.root)
+    synthetic.generate(config.data.root, num_train=config.data.synthetic_train,
+                       num_test=config.data.synthetic_test,
+                       num_frames=config.data.synthetic_frames, seed=config.seed)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+    multihost_utils.sync_global_devices("synthetic_data")
+
+
+def load_text_encoder_params(config: ml_collections.ConfigDict, params: dict) -> dict:
+  """Replaces the text encoder's random init by `model.text.checkpoint` (if set), same shardings."""
+  path = config.model.text.checkpoint
+  if not path:
+    return params
+  from lgtrack_jax.weights import hf_text  # pylint: disable=import-outside-toplevel
+  expected = {k: config.model.text[k] for k in lgtrack.TEXT_ENCODER_FIELDS}
+  loaded = hf_text.load_hf_text_params(path, expected=expected)
+  target = params["text_encoder"]
+  loaded = jax.tree.map(lambda new, old: jax.device_put(np.asarray(new, old.dtype), old.sharding),
+                        loaded, target)
+  return {**params, "text_encoder": loaded}
+
+
+def build_index(config: ml_collections.ConfigDict):
+  """Reads the training split and builds the sampling index (sentences tokenised once)."""
+  from input_pipeline import sampler, sources  # pylint: disable=import-outside-toplevel
+  from lgtrack_jax.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
+  sequences = sources.load(config.data.name, config.data.root, config.data.split)
+  tokenizer = Tokenizer(config.model.text.tokenizer or config.model.text.checkpoint,
+                        config.model.text.max_len)
+  return sampler.build_index(sequences, tokenizer, config.model.text.max_len)
+
+
+class _Preemption:
+  """Turns SIGTERM into a flag the loop polls, so the run saves before it exits."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):  # pylint: disable=unused-argument
+    self.requested = True
+
+  def restore(self):
+    signal.signal(signal.SIGTERM, self._previous)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+  """Trains to `config.train.steps`; returns the last logged metrics."""
+  from input_pipeline import pipeline  # pylint: disable=import-outside-toplevel
+  is_main = jax.process_index() == 0
+  t = config.train
+  if t.global_batch % jax.device_count():
+    raise ValueError(f"train.global_batch={t.global_batch} is not divisible by the "
+                     f"{jax.device_count()} devices")
+  ensure_synthetic_data(config)
+  index = build_index(config)
+
+  mesh = sharding_lib.make_mesh(config)
+  model = lgtrack.build_model(config)
+  params_shape = jax.eval_shape(model.init, jax.random.key(0),
+                                **lgtrack.dummy_inputs(config))["params"]
+  tx, schedule = optim.make_optimizer(config, params_shape)
+  state, shardings = state_lib.create_state(model, tx, mesh, config,
+                                            jax.random.key(config.seed))
+  ckpt = ckpt_lib.Checkpointer(workdir, keep=t.keep_checkpoints)
+  start = ckpt.latest_step()
+  if start is not None:
+    state, meta = ckpt.restore(state)
+    logging.info("resumed from step %d (next sample %d)", start, meta["next_sample"])
+  else:
+    start = 0
+    params = load_text_encoder_params(config, state.params)
+    if config.init_from:
+      params, from_step = ckpt_lib.restore_params(config.init_from, params)
+      logging.info("weights from %s step %d", config.init_from, from_step)
+    state = state.replace(params=params)
+
+  step_fn = step_lib.jit_train_step(step_lib.make_train_step(model, tx, schedule, config),
+                                    shardings, sharding_lib.batch_sharding(mesh), mesh)
+  batches = pipeline.batches(index, config, seed=t.seed, start_step=start,
+                             process_index=jax.process_index(),
+                             process_count=jax.process_count(), global_batch=t.global_batch)
+  writer = metrics_writer.MetricsWriter(workdir, enabled=is_main)
+  preemption = _Preemption()
+  bar = tqdm.tqdm(total=t.steps, initial=start, disable=not is_main, unit="step",
+                  dynamic_ncols=True)
+  last_metrics: dict[str, float] = {}
+  last_log_time, last_log_step = time.perf_counter(), start
+  step = start
+  try:
+    while step < t.steps:
+      batch = sharding_lib.global_batch(next(batches), mesh)
+      state, metrics = step_fn(state, batch)
+      step += 1
+      bar.update(1)
+      if step % t.log_every == 0 or step == t.steps:
+        # The only host sync: metrics are fetched every `log_every` steps, not every step.
+        scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        if not np.isfinite(scalars["loss"]):
+          raise FloatingPointError(
+              f"loss is {scalars['loss']} at step {step} (terms: {scalars}); the last good "
+              f"checkpoint is step {ckpt.latest_step()} in {ckpt.directory}")
+        now = time.perf_counter()
+        scalars["examples_per_s"] = (step - last_log_step) * t.global_batch / (now - last_log_time)
+        scalars["steps_per_s"] = (step - last_log_step) / (now - last_log_time)
+        last_log_time, last_log_step = now, step
+        writer.write(step, scalars)
+        bar.set_postfix(loss=f"{scalars['loss']:.3f}", iou=f"{scalars['iou']:.2f}",
+                        ex_s=f"{scalars['examples_per_s']:.0f}")
+        last_metrics = scalars
+      if step % t.checkpoint_every == 0 or step == t.steps or preemption.requested:
+        ckpt.save(step, state, {"step": step, "next_sample": step * t.global_batch,
+                                "global_batch": t.global_batch, "seed": t.seed},
+                  force=True)
+      if preemption.requested:
+        logging.warning("SIGTERM: saved step %d, exiting", step)
+        break
+  finally:
+    bar.close()
+    ckpt.wait()
+    ckpt.close()
+    writer.close()
+    preemption.restore()
+  return last_metrics

@@ -1,0 +1,42 @@
+"""Shared fixtures: a micro LGTrack config that compiles in seconds on a CPU."""
+
+from __future__ import annotations
+
+import pathlib
+
+import ml_collections
+import pytest
+
+from configs import common, tiny
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def micro_config() -> ml_collections.ConfigDict:
+  """The tiny config shrunk further: random 1-layer text encoder, 2-block 32-d ViT, 32/64 crops."""
+  c = tiny.get_config()
+  c.unlock()
+  m = c.model
+  m.hidden_size, m.depth, m.num_heads, m.pretrain_grid = 32, 2, 2, 4
+  m.emim.layers, m.emim.num_heads = (0, 1), 2
+  m.decoder.num_layers, m.decoder.hidden_size, m.decoder.num_heads = 1, 32, 2
+  m.head.channels, m.head.num_convs = 16, 1
+  m.embed_dim = 16
+  t = m.text
+  t.checkpoint = ""
+  t.tokenizer = common.default_text_checkpoint()  # the MiniLM tokenizer files only
+  t.trainable = True
+  t.hidden_size, t.num_layers, t.num_heads, t.intermediate_size = 32, 1, 2, 64
+  t.max_len = 12
+  c.data.template_size, c.data.search_size = 32, 64
+  c.data.synthetic_train, c.data.synthetic_test, c.data.synthetic_frames = 6, 2, 20
+  c.train.steps, c.train.global_batch, c.train.log_every, c.train.checkpoint_every = 4, 8, 1, 2
+  c.optim.warmup_steps = 1
+  c.lock()
+  return c
+
+
+@pytest.fixture
+def config() -> ml_collections.ConfigDict:
+  return micro_config()

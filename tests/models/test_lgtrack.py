@@ -1,0 +1,146 @@
+"""LGTrack: shapes, gradients, the role of the sentence per mode, masking, the EMIM gate."""
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lgtrack_jax import losses
+from lgtrack_jax.models import lgtrack
+from lgtrack_jax.training import optim
+
+
+def _inputs(config, batch=2, seed=0, mode=2):
+  rng = np.random.default_rng(seed)
+  zs, xs, l = config.data.template_size, config.data.search_size, config.model.text.max_len
+  ids = rng.integers(1000, 2000, (batch, l)).astype(np.int32)
+  mask = np.zeros((batch, l), np.int32)
+  mask[:, :6] = 1
+  ids = ids * mask
+  return {
+      "template": jnp.asarray(rng.integers(0, 256, (batch, zs, zs, 3)), jnp.uint8),
+      "search": jnp.asarray(rng.integers(0, 256, (batch, xs, xs, 3)), jnp.uint8),
+      "template_box": jnp.asarray([[0.5, 0.5, 0.4, 0.3]] * batch, jnp.float32),
+      "text_ids": jnp.asarray(ids),
+      "text_mask": jnp.asarray(mask),
+      "mode": jnp.full((batch,), mode, jnp.int32),
+  }
+
+
+@pytest.fixture
+def model_and_params(config):
+  model = lgtrack.build_model(config)
+  params = jax.jit(model.init)(jax.random.key(0), **_inputs(config))["params"]
+  return model, params
+
+
+def _open_gates(params, value=0.5):
+  """EMIM gates start at 0 (identity); open them so language actually flows into the ViT."""
+  flat = flax.traverse_util.flatten_dict(params)
+  flat = {k: (jnp.full_like(v, value) if k[-1] in ("alpha_ca", "alpha_gm") else v)
+          for k, v in flat.items()}
+  return flax.traverse_util.unflatten_dict(flat)
+
+
+def test_output_shapes(config, model_and_params):
+  model, params = model_and_params
+  out = model.apply({"params": params}, **_inputs(config, batch=3))
+  g = config.data.search_size // config.model.patch_size
+  assert out["score_logits"].shape == (3, g, g)
+  assert out["size"].shape == (3, g, g, 2)
+  assert out["offset"].shape == (3, g, g, 2)
+  assert out["boxes"].shape == (3, 4)
+  assert out["vision_tokens"].shape == (3, g * g, config.model.embed_dim)
+  assert out["text_embed"].shape == (3, config.model.embed_dim)
+  assert out["has_text"].dtype == jnp.bool_
+  text = model.apply({"params": params}, _inputs(config)["text_ids"], _inputs(config)["text_mask"],
+                     method=model.encode_text)
+  assert text["tokens"].shape == (2, config.model.text.max_len, config.model.text.hidden_size)
+  assert text["sentence"].shape == (2, config.model.text.hidden_size)
+  for v in jax.tree.leaves(out):
+    assert np.all(np.isfinite(np.asarray(v, np.float32)))
+
+
+def test_gradients_reach_every_parameter(config, model_and_params):
+  model, params = model_and_params
+  params = _open_gates(params)
+  batch = {**_inputs(config, batch=4), "search_box": jnp.asarray([[0.5, 0.5, 0.3, 0.3]] * 4)}
+  batch["mode"] = jnp.asarray([0, 1, 2, 2], jnp.int32)
+
+  def loss_fn(p):
+    out = model.apply({"params": p}, **{k: batch[k] for k in lgtrack.dummy_inputs(config)})
+    return losses.total_loss(out, batch, config.loss)[0]
+
+  grads = jax.grad(loss_fn)(params)
+  flat = flax.traverse_util.flatten_dict(grads)
+  # The position-id rows beyond max_len and unused vocabulary rows legitimately get no gradient.
+  dead = [k for k, g in flat.items() if not np.any(np.asarray(g))
+          and not (k[0] == "text_encoder" and "embedding" in k[-1])]
+  assert not dead, f"parameters without gradient: {dead}"
+  labels = flax.traverse_util.flatten_dict(optim.param_labels(params))
+  for group in ("backbone", "text", "head"):
+    norm = sum(float(jnp.sum(flat[k] ** 2)) for k, l in labels.items() if l == group)
+    assert norm > 0, group
+
+
+@pytest.mark.parametrize("mode,changes", [(0, False), (1, True), (2, True)])
+def test_sentence_matters_only_with_language(config, model_and_params, mode, changes):
+  model, params = model_and_params
+  params = _open_gates(params)
+  a = _inputs(config, mode=mode)
+  b = dict(a, text_ids=jnp.where(a["text_mask"] > 0, a["text_ids"] + 7, 0))
+  out_a = model.apply({"params": params}, **a)
+  out_b = model.apply({"params": params}, **b)
+  diff = float(jnp.abs(out_a["score_logits"] - out_b["score_logits"]).max())
+  assert (diff > 1e-4) == changes, diff
+
+
+def test_template_ignored_in_language_only_mode(config, model_and_params):
+  model, params = model_and_params
+  a = _inputs(config, mode=1)
+  b = dict(a, template=255 - a["template"], template_box=jnp.asarray([[0.2, 0.3, 0.1, 0.1]] * 2))
+  np.testing.assert_allclose(model.apply({"params": params}, **a)["score_logits"],
+                             model.apply({"params": params}, **b)["score_logits"], atol=1e-6)
+  c = dict(a, mode=jnp.full((2,), 2, jnp.int32))
+  d = dict(b, mode=jnp.full((2,), 2, jnp.int32))
+  assert float(jnp.abs(model.apply({"params": params}, **c)["score_logits"]
+                       - model.apply({"params": params}, **d)["score_logits"]).max()) > 1e-4
+
+
+def test_padding_tokens_change_nothing(config):
+  short = lgtrack.build_model(config)
+  params = _open_gates(jax.jit(short.init)(jax.random.key(1), **_inputs(config))["params"])
+  a = _inputs(config)
+  # Same sentence, padded to 12 tokens with different (masked) garbage in the padding.
+  b = dict(a, text_ids=jnp.where(a["text_mask"] > 0, a["text_ids"], 999))
+  for k in ("score_logits", "size", "offset", "text_embed"):
+    np.testing.assert_allclose(short.apply({"params": params}, **a)[k],
+                               short.apply({"params": params}, **b)[k], atol=1e-5, err_msg=k)
+  # ... and padded to 20 tokens (same params: only the position table is indexed further).
+  a20 = dict(a, text_ids=jnp.pad(a["text_ids"], ((0, 0), (0, 8))),
+             text_mask=jnp.pad(a["text_mask"], ((0, 0), (0, 8))))
+  np.testing.assert_allclose(short.apply({"params": params}, **a)["score_logits"],
+                             short.apply({"params": params}, **a20)["score_logits"], atol=1e-5)
+
+
+def test_emim_gate_leaves_vit_unchanged_at_init(config, model_and_params):
+  model, params = model_and_params
+  config.unlock()
+  config.model.emim.layers = ()
+  plain = lgtrack.build_model(config)
+  plain_params = {k: v for k, v in params.items() if not k.startswith("emims")}
+  x = _inputs(config, mode=2)
+  with_emim = model.apply({"params": params}, **x)["vision_tokens"]
+  without = plain.apply({"params": plain_params}, **x)["vision_tokens"]
+  np.testing.assert_allclose(with_emim, without, atol=1e-6)
+  opened = model.apply({"params": _open_gates(params)}, **x)["vision_tokens"]
+  assert float(jnp.abs(opened - without).max()) > 1e-4
+
+
+def test_bad_emim_layer_is_an_error(config):
+  config.unlock()
+  config.model.emim.layers = (0, 5)
+  model = lgtrack.build_model(config)
+  with pytest.raises(ValueError, match="emim.layers"):
+    jax.eval_shape(model.init, jax.random.key(0), **_inputs(config))
