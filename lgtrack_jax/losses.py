@@ -81,6 +81,11 @@ def box_losses(pred_cxcywh: jnp.ndarray, target_cxcywh: jnp.ndarray,
   return l1, giou_loss, {"l1": l1, "giou": giou_loss, "iou": mean_iou}
 
 
+def l2_normalize(x: jnp.ndarray, eps: float = 1e-12) -> jnp.ndarray:
+  """x / |x| over the last axis, with a finite gradient at x = 0 (masked rows are all-zero)."""
+  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), eps))
+
+
 def contrastive_loss(vision: jnp.ndarray, text: jnp.ndarray, mask: jnp.ndarray,
                      logit_scale: jnp.ndarray) -> tuple[jnp.ndarray, dict]:
   """Symmetric InfoNCE between matching rows of vision [B, E] and text [B, E].
@@ -89,8 +94,7 @@ def contrastive_loss(vision: jnp.ndarray, text: jnp.ndarray, mask: jnp.ndarray,
   batch-sharded inputs the [B, B] similarity spans the global batch: every sample sees all
   others as negatives. logit_scale is log(1 / temperature), capped at log(100).
   """
-  v = vision / jnp.linalg.norm(vision, axis=-1, keepdims=True).clip(1e-6)
-  t = text / jnp.linalg.norm(text, axis=-1, keepdims=True).clip(1e-6)
+  v, t = l2_normalize(vision), l2_normalize(text)
   scale = jnp.exp(jnp.minimum(logit_scale, _LOGIT_SCALE_MAX))
   logits = scale * v @ t.T
   valid = mask.astype(bool)

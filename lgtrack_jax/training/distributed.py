@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import os
+from typing import Mapping
 
-# Set by Cloud TPU pods, SLURM/MPI launchers, or by hand (LGTRACK_DISTRIBUTED=1).
-_MULTIHOST_ENV = ("LGTRACK_DISTRIBUTED", "JAX_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES",
-                  "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
+
+def wants_multihost(env: Mapping[str, str]) -> bool:
+  """Whether the environment describes a multi-process job.
+
+  LGTRACK_DISTRIBUTED=1/0 decides outright; otherwise a coordinator address, a TPU pod's worker
+  list (comma-separated, one entry on a single-host TPU VM), or a SLURM/MPI world larger than one.
+  """
+  flag = env.get("LGTRACK_DISTRIBUTED")
+  if flag is not None:
+    if flag not in ("0", "1"):
+      raise ValueError(f"LGTRACK_DISTRIBUTED={flag!r}: expected 0 or 1")
+    return flag == "1"
+  if env.get("JAX_COORDINATOR_ADDRESS"):
+    return True
+  if "," in env.get("TPU_WORKER_HOSTNAMES", ""):
+    return True
+  return any(int(env.get(k, "1") or "1") > 1 for k in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"))
 
 
 def maybe_initialize() -> bool:
-  """Initialises jax.distributed when the environment describes a multi-process job."""
-  wanted = os.environ.get("LGTRACK_DISTRIBUTED")
-  if wanted == "0":
+  """Initialises jax.distributed when `wants_multihost(os.environ)`; returns whether it did."""
+  if not wants_multihost(os.environ):
     return False
-  multi = wanted == "1" or any(
-      k in os.environ for k in _MULTIHOST_ENV[1:]
-      if not (k in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE") and os.environ[k] == "1"))
-  if multi:
-    import jax  # pylint: disable=import-outside-toplevel
-    jax.distributed.initialize()
-  return multi
+  import jax  # pylint: disable=import-outside-toplevel
+  jax.distributed.initialize()
+  return True
