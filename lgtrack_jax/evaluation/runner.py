@@ -117,17 +117,12 @@ def _read_sequence_list(path: str | None) -> list[str] | None:
 
 def build_lgtracker(config, checkpoint: str):
   """LGTracker with the latest params of a train workdir, on the first local device."""
-  import jax  # pylint: disable=import-outside-toplevel
   from lgtrack_jax.models import lgtrack  # pylint: disable=import-outside-toplevel
   from lgtrack_jax.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
   from lgtrack_jax.tracking.tracker import LGTracker  # pylint: disable=import-outside-toplevel
   from lgtrack_jax.training import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
+  params, step = ckpt_lib.load_params(checkpoint, config)
   model = lgtrack.build_model(config)
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-      jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"])
-  params, step = ckpt_lib.restore_params(checkpoint, abstract)
   tokenizer = Tokenizer(config.model.text.tokenizer or config.model.text.checkpoint,
                         config.model.text.max_len)
   return LGTracker(model, params, config, tokenizer), step

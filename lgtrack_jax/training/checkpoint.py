@@ -65,3 +65,17 @@ def restore_params(workdir: str, target_params: Any) -> tuple[Any, int]:
           partial_restore=True)))
   ckpt.close()
   return out.state["params"], step
+
+
+def load_params(workdir: str, config) -> tuple[Any, int]:
+  """The latest params of a train workdir for `config`'s model, on the first local device.
+
+  Works whatever mesh wrote the checkpoint (Orbax reshards to the target sharding).
+  """
+  from lgtrack_jax.models import lgtrack  # pylint: disable=import-outside-toplevel
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  model = lgtrack.build_model(config)
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+      jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"])
+  return restore_params(workdir, abstract)

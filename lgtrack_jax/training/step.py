@@ -31,8 +31,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, batch)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = dict(metrics, grad_norm=optax.global_norm(grads),
-                   param_norm=optax.global_norm(params), lr=schedule(state.step))
+    metrics = dict(metrics, grad_norm=optax.tree.norm(grads),
+                   param_norm=optax.tree.norm(params), lr=schedule(state.step))
     return TrainState(state.step + 1, params, opt_state), metrics
 
   return train_step

@@ -126,7 +126,6 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
       batch = sharding_lib.global_batch(next(batches), mesh)
       state, metrics = step_fn(state, batch)
       step += 1
-      bar.update(1)
       if step % t.log_every == 0 or step == t.steps:
         # The only host sync: metrics are fetched every `log_every` steps, not every step.
         scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
@@ -139,6 +138,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
         scalars["steps_per_s"] = (step - last_log_step) / (now - last_log_time)
         last_log_time, last_log_step = now, step
         writer.write(step, scalars)
+        # The bar advances only here, where the device has really finished these steps (jit
+        # dispatch is async), so its steps/s and ETA are true.
+        bar.update(step - bar.n)
         bar.set_postfix(loss=f"{scalars['loss']:.3f}", iou=f"{scalars['iou']:.2f}",
                         ex_s=f"{scalars['examples_per_s']:.0f}")
         last_metrics = scalars

@@ -1,0 +1,59 @@
+"""Runs two train steps of the micro model on several meshes; prints losses and a params digest.
+
+Executed in a subprocess by test_sharding.py, with 8 simulated CPU devices (XLA_FLAGS must be set
+before JAX is imported, hence the separate process).
+"""
+
+import json
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lgtrack_jax.models import lgtrack
+from lgtrack_jax.training import optim, sharding, state as state_lib, step as step_lib
+from tests.conftest import micro_config
+
+
+def batch(config, n=8, seed=0):
+  rng = np.random.default_rng(seed)
+  zs, xs, l = config.data.template_size, config.data.search_size, config.model.text.max_len
+  mask = (np.arange(l)[None] < rng.integers(3, l, (n, 1))).astype(np.int32)
+  return {
+      "template": rng.integers(0, 256, (n, zs, zs, 3)).astype(np.uint8),
+      "search": rng.integers(0, 256, (n, xs, xs, 3)).astype(np.uint8),
+      "template_box": rng.uniform(0.3, 0.7, (n, 4)).astype(np.float32),
+      "search_box": rng.uniform(0.2, 0.6, (n, 4)).astype(np.float32),
+      "text_ids": (rng.integers(1000, 3000, (n, l)) * mask).astype(np.int32),
+      "text_mask": mask,
+      "mode": np.array([0, 1, 2, 2, 1, 2, 0, 2], np.int32)[:n],
+  }
+
+
+def run(data, fsdp, devices):
+  config = micro_config()
+  config.unlock()
+  config.mesh.data, config.mesh.fsdp, config.mesh.fsdp_min_size = data, fsdp, 64
+  mesh = sharding.make_mesh(config, devices)
+  model = lgtrack.build_model(config)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
+  tx, schedule = optim.make_optimizer(config, shapes)
+  state, shardings = state_lib.create_state(model, tx, mesh, config, jax.random.key(0))
+  sharded = sum(1 for s in jax.tree.leaves(shardings.params) if "fsdp" in str(s.spec))
+  step = step_lib.jit_train_step(step_lib.make_train_step(model, tx, schedule, config),
+                                 shardings, sharding.batch_sharding(mesh), mesh)
+  losses = []
+  for i in range(2):
+    state, metrics = step(state, sharding.global_batch(batch(config, seed=i), mesh))
+    losses.append(float(metrics["loss"]))
+  leaves = [np.asarray(x, np.float64) for x in jax.tree.leaves(state.params)]
+  return {"losses": losses, "digest": [float(np.sum(x)) for x in leaves],
+          "sq": float(sum(np.sum(x * x) for x in leaves)), "sharded_params": sharded}
+
+
+if __name__ == "__main__":
+  devs = jax.devices()
+  assert len(devs) == 8, devs
+  out = {"1": run(1, 1, devs[:1]), "8": run(-1, 1, devs), "2x4": run(2, 4, devs)}
+  json.dump(out, sys.stdout)

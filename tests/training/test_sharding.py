@@ -1,0 +1,41 @@
+"""The sharded train step on 8 simulated CPU devices equals the single-device step."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from jax.sharding import PartitionSpec as P
+
+from lgtrack_jax.training import sharding
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_data_and_fsdp_meshes_match_one_device():
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", PYTHONPATH=REPO,
+             JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, os.path.join(REPO, "tests/training/sharded_steps.py")],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert out["1"]["sharded_params"] == 0 and out["8"]["sharded_params"] == 0
+  assert out["2x4"]["sharded_params"] > 0  # fsdp really shards parameters
+  ref = out["1"]
+  for name in ("8", "2x4"):
+    np.testing.assert_allclose(out[name]["losses"], ref["losses"], rtol=2e-5, err_msg=name)
+    np.testing.assert_allclose(out[name]["sq"], ref["sq"], rtol=1e-5, err_msg=name)
+    np.testing.assert_allclose(out[name]["digest"], ref["digest"], rtol=1e-3, atol=1e-4,
+                               err_msg=name)
+  assert ref["losses"][1] != ref["losses"][0]
+
+
+def test_fsdp_rule_picks_largest_divisible_dimension():
+  class FakeMesh:
+    shape = {"data": 2, "fsdp": 4}
+  spec = sharding._tactic_spec((6, 8, 12), "fsdp", FakeMesh(), 16)  # pylint: disable=protected-access
+  assert spec == P(None, None, "fsdp")
+  assert sharding._tactic_spec((3, 5), "fsdp", FakeMesh(), 1) == P()  # pylint: disable=protected-access
+  assert sharding._tactic_spec((64, 64), "fsdp", FakeMesh(), 10**6) == P()  # pylint: disable=protected-access
+  assert sharding._tactic_spec((64,), "replicate", FakeMesh(), 1) == P()  # pylint: disable=protected-access

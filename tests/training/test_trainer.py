@@ -1,0 +1,116 @@
+"""Training: loss goes down, resume after SIGTERM is exact, NaN stops the run, bad config keys."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from input_pipeline import synthetic
+from lgtrack_jax.training import checkpoint as ckpt_lib
+from lgtrack_jax.training import trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("synthetic"))
+  synthetic.generate(root, num_train=6, num_test=2, num_frames=20, seed=0)
+  return root
+
+
+def _config(config, data_root, **train):
+  config.unlock()
+  config.data.root = data_root
+  for k, v in train.items():
+    config.train[k] = v
+  config.lock()
+  return config
+
+
+def _read_metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
+    return [json.loads(line) for line in f]
+
+
+def test_training_reduces_loss_and_logs(config, data_root, tmp_path):
+  config = _config(config, data_root, steps=12, log_every=3, checkpoint_every=6)
+  config.unlock()
+  config.optim.lr = 3e-3
+  workdir = str(tmp_path / "run")
+  trainer.train(config, workdir)
+  rows = _read_metrics(workdir)
+  assert [r["step"] for r in rows] == [3, 6, 9, 12]
+  for key in ("loss", "focal", "l1", "giou", "contrastive", "lr", "examples_per_s", "grad_norm"):
+    assert all(np.isfinite(r[key]) for r in rows), key
+  assert rows[-1]["loss"] < rows[0]["loss"]
+  assert ckpt_lib.Checkpointer(workdir).latest_step() == 12
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir))
+
+
+def test_sigterm_saves_and_rerun_resumes_exactly(config, data_root, tmp_path):
+  """Kill a run with SIGTERM mid-way; the rerun ends where an uninterrupted run ends."""
+  steps = 8
+  config = _config(config, data_root, steps=steps, log_every=1, checkpoint_every=100)
+  reference = str(tmp_path / "reference")
+  trainer.train(config, reference)
+
+  interrupted = str(tmp_path / "interrupted")
+  overrides = [f"--config.data.root={data_root}", f"--config.train.steps={steps}",
+               "--config.train.log_every=1", "--config.train.checkpoint_every=100"]
+  cfg_file = tmp_path / "micro.py"
+  cfg_file.write_text("from tests.conftest import micro_config\n"
+                      "def get_config(arg=None):\n  return micro_config()\n")
+  env = dict(os.environ, PYTHONPATH=REPO)
+  proc = subprocess.Popen(
+      [sys.executable, os.path.join(REPO, "train.py"), f"--config={cfg_file}",
+       f"--workdir={interrupted}", *overrides], cwd=REPO, env=env,
+      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  metrics = os.path.join(interrupted, "metrics.jsonl")
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    if os.path.exists(metrics) and len(_read_metrics(interrupted)) >= 2:
+      break
+    time.sleep(0.2)
+  assert proc.poll() is None, proc.stderr.read()[-3000:]
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0, err[-3000:]
+  saved = ckpt_lib.Checkpointer(interrupted).latest_step()
+  assert saved is not None and 2 <= saved < steps, (saved, err[-2000:])
+
+  trainer.train(config, interrupted)  # the same command again
+  rows = _read_metrics(interrupted)
+  assert rows[-1]["step"] == steps
+  ref_rows = {r["step"]: r for r in _read_metrics(reference)}
+  for r in rows:  # every logged step, before and after the restart, matches the reference
+    np.testing.assert_allclose(r["loss"], ref_rows[r["step"]]["loss"], rtol=1e-5, err_msg=r)
+
+  a, step_a = ckpt_lib.load_params(reference, config)
+  b, step_b = ckpt_lib.load_params(interrupted, config)
+  assert step_a == step_b == steps
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_nan_loss_stops_with_a_clear_message(config, data_root, tmp_path):
+  config = _config(config, data_root, steps=2, log_every=1)
+  config.unlock()
+  config.optim.lr = float("nan")
+  with pytest.raises(FloatingPointError, match="loss is nan at step 2"):
+    trainer.train(config, str(tmp_path / "nan"))
+
+
+def test_unknown_config_key_is_an_error(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, os.path.join(REPO, "train.py"), "--config=configs/tiny.py",
+       f"--workdir={tmp_path}", "--config.optim.lrr=1e-4"],
+      cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert proc.returncode != 0
+  assert "lrr" in proc.stderr and "Did you mean" in proc.stderr
