@@ -8,7 +8,6 @@ import json
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from lgtrack_jax.models import lgtrack
@@ -43,17 +42,21 @@ def run(data, fsdp, devices):
   sharded = sum(1 for s in jax.tree.leaves(shardings.params) if "fsdp" in str(s.spec))
   step = step_lib.jit_train_step(step_lib.make_train_step(model, tx, schedule, config),
                                  shardings, sharding.batch_sharding(mesh), mesh)
-  losses = []
+  losses, grad_norms = [], []
   for i in range(2):
     state, metrics = step(state, sharding.global_batch(batch(config, seed=i), mesh))
     losses.append(float(metrics["loss"]))
-  leaves = [np.asarray(x, np.float64) for x in jax.tree.leaves(state.params)]
-  return {"losses": losses, "digest": [float(np.sum(x)) for x in leaves],
-          "sq": float(sum(np.sum(x * x) for x in leaves)), "sharded_params": sharded}
+    grad_norms.append(float(metrics["grad_norm"]))
+  params = np.concatenate([np.asarray(x, np.float32).ravel() for x in jax.tree.leaves(state.params)])
+  return {"losses": losses, "grad_norms": grad_norms, "sharded_params": sharded}, params
 
 
 if __name__ == "__main__":
   devs = jax.devices()
   assert len(devs) == 8, devs
-  out = {"1": run(1, 1, devs[:1]), "8": run(-1, 1, devs), "2x4": run(2, 4, devs)}
+  out, params = {}, {}
+  for name, (data, fsdp, devices) in {"1": (1, 1, devs[:1]), "8": (-1, 1, devs),
+                                      "2x4": (2, 4, devs)}.items():
+    out[name], params[name] = run(data, fsdp, devices)
+  np.savez(sys.argv[1], **params)
   json.dump(out, sys.stdout)

@@ -13,21 +13,26 @@ from lgtrack_jax.training import sharding
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_data_and_fsdp_meshes_match_one_device():
+def test_data_and_fsdp_meshes_match_one_device(tmp_path):
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", PYTHONPATH=REPO,
              JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, os.path.join(REPO, "tests/training/sharded_steps.py")],
+  params_file = str(tmp_path / "params.npz")
+  proc = subprocess.run([sys.executable, os.path.join(REPO, "tests/training/sharded_steps.py"),
+                         params_file],
                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-4000:]
   out = json.loads(proc.stdout.strip().splitlines()[-1])
   assert out["1"]["sharded_params"] == 0 and out["8"]["sharded_params"] == 0
   assert out["2x4"]["sharded_params"] > 0  # fsdp really shards parameters
   ref = out["1"]
+  params = np.load(params_file)
   for name in ("8", "2x4"):
     np.testing.assert_allclose(out[name]["losses"], ref["losses"], rtol=2e-5, err_msg=name)
-    np.testing.assert_allclose(out[name]["sq"], ref["sq"], rtol=1e-5, err_msg=name)
-    np.testing.assert_allclose(out[name]["digest"], ref["digest"], rtol=1e-3, atol=1e-4,
+    np.testing.assert_allclose(out[name]["grad_norms"], ref["grad_norms"], rtol=1e-4,
                                err_msg=name)
+    # Adam moves a parameter by about lr (1e-3) whatever the gradient's size, so a reduction
+    # order difference on a near-zero gradient can flip one update: allow a tenth of a step.
+    np.testing.assert_allclose(params[name], params["1"], rtol=1e-4, atol=1e-4, err_msg=name)
   assert ref["losses"][1] != ref["losses"][0]
 
 
