@@ -25,7 +25,7 @@ demo: install
 	  --data_root $(DEMO)/data --results_dir $(DEMO)/eval/lgtrack
 	$(PY) eval.py --config configs/tiny.py --tracker static --dataset synthetic \
 	  --data_root $(DEMO)/data --results_dir $(DEMO)/eval/static
-	$(PY) -m lgtrack_jax.evaluation.compare $(DEMO)/eval/lgtrack $(DEMO)/eval/static
+	$(PY) -m lgtrack_jax.evaluation.compare --out $(DEMO)/eval $(DEMO)/eval/lgtrack $(DEMO)/eval/static
 
 test: install
 	$(PY) -m pytest -q

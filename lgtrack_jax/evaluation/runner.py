@@ -85,9 +85,9 @@ def score_results(seqs: list[Sequence], results_dir: str, *, validity: str = "al
 
 
 def write_report(out_dir: str, name: str, summary: dict, extra: dict, title: str) -> dict:
-  """metrics.json (+ the run's provenance in `extra`) and the success/precision PNGs."""
-  record = {k: v for k, v in summary.items() if not isinstance(v, np.ndarray)}
-  record.update(extra)
+  """metrics.json (scores, mean curves, per-sequence table, and the run's provenance in `extra`)
+  and the success/precision PNGs."""
+  record = {**summary, **extra}
   record["plots"] = plots.plot_curves(out_dir, {name: summary}, title)
   results.write_json_atomic(os.path.join(out_dir, "metrics.json"), _jsonable(record))
   return record
