@@ -28,8 +28,11 @@ def _inputs(config, batch=2, seed=0, mode=2):
   }
 
 
-@pytest.fixture
-def model_and_params(config):
+@pytest.fixture(scope="module")
+def model_and_params():
+  """Built once per module: init compiles in ~10 s on a CPU. Tests must not mutate it."""
+  from tests.conftest import micro_config  # pylint: disable=import-outside-toplevel
+  config = micro_config()
   model = lgtrack.build_model(config)
   params = jax.jit(model.init)(jax.random.key(0), **_inputs(config))["params"]
   return model, params
