@@ -28,15 +28,12 @@ import ml_collections
 from lgtrack_jax.models import head as head_lib
 from lgtrack_jax.models.decoder import JointQueryDecoder
 from lgtrack_jax.models.emim import EMIM
-from lgtrack_jax.models.text_encoder import TextEncoder, pool
+from lgtrack_jax.models.text_encoder import TEXT_ENCODER_FIELDS, TextEncoder, pool
 from lgtrack_jax.models.vit import Block, PatchEmbed, PosEmbed
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-TEXT_ENCODER_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
-                       "max_position_embeddings", "type_vocab_size", "layer_norm_eps",
-                       "position_offset")
 
 
 def normalize_image(x: jnp.ndarray, dtype) -> jnp.ndarray:

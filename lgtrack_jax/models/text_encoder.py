@@ -36,6 +36,12 @@ import jax.numpy as jnp
 _MASK_BIAS = -1e9
 
 
+
+# The architecture fields of `TextEncoder` (what config.json determines; everything but dtype).
+TEXT_ENCODER_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads",
+                       "intermediate_size", "max_position_embeddings", "type_vocab_size",
+                       "layer_norm_eps", "position_offset")
+
 class _Embeddings(nn.Module):
   """Word + position + token-type embeddings, then LayerNorm."""
 

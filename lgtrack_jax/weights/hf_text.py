@@ -27,12 +27,10 @@ import numpy as np
 import safetensors.numpy
 from flax import traverse_util
 
-from lgtrack_jax.models.text_encoder import TextEncoder
+from lgtrack_jax.models.text_encoder import TEXT_ENCODER_FIELDS, TextEncoder
 
 # The TextEncoder fields that a checkpoint's config.json decides (`dtype` is the caller's choice).
-TEXT_CONFIG_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads",
-                      "intermediate_size", "max_position_embeddings", "type_vocab_size",
-                      "layer_norm_eps", "position_offset")
+TEXT_CONFIG_FIELDS = TEXT_ENCODER_FIELDS
 
 # model_type -> does it count positions from pad_token_id + 1 (RoBERTa's convention)?
 _MODEL_TYPES = {"bert": False, "roberta": True, "xlm-roberta": True}
