@@ -119,6 +119,10 @@ def base_config() -> ml_collections.ConfigDict:
   t.checkpoint_every = 5000
   t.keep_checkpoints = 3
   t.seed = 0
+  # Micro-batches per step (gradients summed by lax.scan); each spans every device.
+  t.grad_accum = 1
+  # Trace this many steps with jax.profiler (after warm-up) into <workdir>/profile; 0 = off.
+  t.profile_steps = 0
 
   me = c.mesh = ml_collections.ConfigDict()
   me.data = -1

@@ -30,6 +30,7 @@ from lgtrack_jax.models.decoder import JointQueryDecoder
 from lgtrack_jax.models.emim import EMIM
 from lgtrack_jax.models.text_encoder import TEXT_ENCODER_FIELDS, TextEncoder, pool
 from lgtrack_jax.models.vit import Block, PatchEmbed, PosEmbed
+from lgtrack_jax.ops.partition import constrain_batch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -127,12 +128,12 @@ class LGTrack(nn.Module):
     x = x + self.pos_embed_x(x_grid).astype(dtype)
     nz = z.shape[1]
 
-    v = jnp.concatenate([z, x], axis=1)
+    v = constrain_batch(jnp.concatenate([z, x], axis=1))
     emim_at = {layer: k for k, layer in enumerate(c.emim.layers)}
     for i, blk in enumerate(self.blocks):
       if i in emim_at:
         v, t = self.emims[emim_at[i]](v, t, t_mask, g_l, has_text)
-      v = blk(v)
+      v = constrain_batch(blk(v))
     v = self.norm(v)
     z, x = v[:, :nz], v[:, nz:]
 

@@ -14,7 +14,8 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-AXES = ("data", "fsdp")
+from lgtrack_jax.ops.partition import BATCH_AXES as AXES
+
 BATCH_SPEC = P(AXES)
 
 

@@ -11,6 +11,7 @@ import ml_collections
 import optax
 
 from lgtrack_jax import losses
+from lgtrack_jax.ops.partition import constrain_batch
 from lgtrack_jax.training.state import TrainState
 
 MODEL_INPUTS = ("template", "search", "template_box", "text_ids", "text_mask", "mode")
@@ -23,12 +24,37 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
   batch: the pipeline's dict (see input_pipeline/pipeline.py), global arrays sharded on batch.
   Metrics include every loss term, grad/param global norms and the lr.
   """
+  accum = config.train.grad_accum
+
   def loss_fn(params, batch):
     outputs = model.apply({"params": params}, **{k: batch[k] for k in MODEL_INPUTS})
     return losses.total_loss(outputs, batch, config.loss)
 
+  grad_fn = jax.grad(loss_fn, has_aux=True)
+
+  def accumulated_grads(params, batch):
+    """Mean gradient over `accum` micro-batches; micro-batch a = rows a, a + A, a + 2A, ...
+
+    Interleaving (reshape to [B/A, A] then swap) keeps every micro-batch spread over all the
+    devices that hold the batch, instead of one contiguous block living on a few of them.
+    """
+    micro = jax.tree.map(lambda x: constrain_batch(
+        jnp.swapaxes(x.reshape(x.shape[0] // accum, accum, *x.shape[1:]), 0, 1), dim=1), batch)
+
+    def body(carry, mb):
+      grads, metrics = grad_fn(params, mb)
+      return jax.tree.map(jnp.add, carry, (grads, metrics)), None
+
+    shapes = jax.eval_shape(grad_fn, params, jax.tree.map(lambda x: x[0], micro))
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    (grads, metrics), _ = jax.lax.scan(body, zeros, micro)
+    return jax.tree.map(lambda x: x / accum, (grads, metrics))
+
   def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
-    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, batch)
+    if accum == 1:
+      grads, metrics = grad_fn(state.params, batch)
+    else:
+      grads, metrics = accumulated_grads(state.params, batch)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = dict(metrics, grad_norm=optax.tree.norm(grads),

@@ -83,9 +83,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   from input_pipeline import pipeline  # pylint: disable=import-outside-toplevel
   is_main = jax.process_index() == 0
   t = config.train
-  if t.global_batch % jax.device_count():
+  if t.global_batch % (jax.device_count() * t.grad_accum):
     raise ValueError(f"train.global_batch={t.global_batch} is not divisible by the "
-                     f"{jax.device_count()} devices")
+                     f"{jax.device_count()} devices x train.grad_accum={t.grad_accum}")
   ensure_synthetic_data(config)
   index = build_index(config)
 
@@ -121,11 +121,22 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   last_metrics: dict[str, float] = {}
   last_log_time, last_log_step = time.perf_counter(), start
   step = start
+  # Traced window: the steps after the first one (which compiles).
+  profile_window = (start + 1, start + 1 + t.profile_steps) if t.profile_steps else None
+  tracing = False
   try:
     while step < t.steps:
+      if profile_window and step == profile_window[0] and is_main:
+        jax.profiler.start_trace(os.path.join(workdir, "profile"))
+        tracing = True
       batch = sharding_lib.global_batch(next(batches), mesh)
-      state, metrics = step_fn(state, batch)
+      with jax.set_mesh(mesh):
+        state, metrics = step_fn(state, batch)
       step += 1
+      if tracing and step == profile_window[1]:
+        jax.block_until_ready(state)
+        jax.profiler.stop_trace()
+        tracing = False
       if step % t.log_every == 0 or step == t.steps:
         # The only host sync: metrics are fetched every `log_every` steps, not every step.
         scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
@@ -152,6 +163,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
         logging.warning("SIGTERM: saved step %d, exiting", step)
         break
   finally:
+    if tracing:
+      jax.profiler.stop_trace()
     bar.close()
     ckpt.wait()
     ckpt.close()

@@ -16,12 +16,8 @@ from input_pipeline.sources.base import DataError
 _ROWS = ["10,20,30,40", "11,21,31,41", "12,22,32,42", "13,23,33,43", "14,24,34,44"]
 
 
-def _shared_data() -> Path:
-  """`shared/data` next to the checkout, or $LGTRACK_SHARED_DATA when set."""
-  env = os.environ.get("LGTRACK_SHARED_DATA")
-  if env:
-    return Path(env)
-  return Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+# Real LaSOT annotations of the sequences below, vendored from the official toolkit (Apache-2.0).
+_LASOT_ANNOS = Path(__file__).resolve().parents[1] / "data" / "lasot_test_annos"
 
 
 def _write_seq(root: Path, name: str = "cat-1", gt: str | None = None,
@@ -236,9 +232,7 @@ _REAL = {"lion-5": (553, [1, 1, -1, -1]), "microphone-6": (1109, [1, 1, 0, 0]),
 
 
 def test_real_lasot_annotations(tmp_path):
-  annos = _shared_data() / "lasot_test_annos"
-  if not annos.is_dir():
-    pytest.skip(f"real LaSOT annotations not found at {annos} (set LGTRACK_SHARED_DATA)")
+  annos = _LASOT_ANNOS
   for name in _REAL:
     seq = tmp_path / name.rsplit("-", 1)[0] / name
     (seq / "img").mkdir(parents=True)

@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 from lgtrack_jax.models import lgtrack
+from lgtrack_jax.training import checkpoint as ckpt_lib
 from lgtrack_jax.training import optim, sharding, state as state_lib, step as step_lib
 from tests.conftest import micro_config
 
@@ -30,10 +31,15 @@ def batch(config, n=8, seed=0):
   }
 
 
-def run(data, fsdp, devices):
+def mesh_config(data, fsdp):
   config = micro_config()
   config.unlock()
   config.mesh.data, config.mesh.fsdp, config.mesh.fsdp_min_size = data, fsdp, 64
+  return config
+
+
+def run(data, fsdp, devices, save_to=None):
+  config = mesh_config(data, fsdp)
   mesh = sharding.make_mesh(config, devices)
   model = lgtrack.build_model(config)
   shapes = jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
@@ -44,19 +50,49 @@ def run(data, fsdp, devices):
                                  shardings, sharding.batch_sharding(mesh), mesh)
   losses, grad_norms = [], []
   for i in range(2):
-    state, metrics = step(state, sharding.global_batch(batch(config, seed=i), mesh))
+    with jax.set_mesh(mesh):  # as train.py: activation constraints on the batch axes are live
+      state, metrics = step(state, sharding.global_batch(batch(config, seed=i), mesh))
     losses.append(float(metrics["loss"]))
     grad_norms.append(float(metrics["grad_norm"]))
   params = np.concatenate([np.asarray(x, np.float32).ravel() for x in jax.tree.leaves(state.params)])
+  if save_to:
+    ckpt = ckpt_lib.Checkpointer(save_to, async_save=False)
+    ckpt.save(2, state, {"step": 2})
+    ckpt.close()
   return {"losses": losses, "grad_norms": grad_norms, "sharded_params": sharded}, params
+
+
+def restore_on(workdir, data, fsdp, devices):
+  """Restores the (2, 4)-mesh checkpoint onto another mesh: flat params and the shard count."""
+  config = mesh_config(data, fsdp)
+  mesh = sharding.make_mesh(config, devices)
+  model = lgtrack.build_model(config)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
+  tx, _ = optim.make_optimizer(config, shapes)
+  abstract = jax.eval_shape(state_lib.init_fn(model, tx, config), jax.random.key(0))
+  shardings = state_lib.state_shardings(abstract, mesh, config)
+  target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        abstract, shardings)
+  state, meta = ckpt_lib.Checkpointer(workdir, async_save=False).restore(target)
+  assert meta["step"] == 2
+  devices_used = {d for x in jax.tree.leaves(state.params) for d in x.sharding.device_set}
+  return np.concatenate([np.asarray(x, np.float32).ravel()
+                         for x in jax.tree.leaves(state.params)]), len(devices_used)
 
 
 if __name__ == "__main__":
   devs = jax.devices()
   assert len(devs) == 8, devs
   out, params = {}, {}
+  ckpt_dir = sys.argv[2]
   for name, (data, fsdp, devices) in {"1": (1, 1, devs[:1]), "8": (-1, 1, devs),
                                       "2x4": (2, 4, devs)}.items():
-    out[name], params[name] = run(data, fsdp, devices)
+    out[name], params[name] = run(data, fsdp, devices, save_to=ckpt_dir if name == "2x4" else None)
+  # The (2, 4) checkpoint onto one device, onto an 8-way data mesh, and as eval loads it.
+  params["2x4_on_1"], out["restored_devices_1"] = restore_on(ckpt_dir, 1, 1, devs[:1])
+  params["2x4_on_8"], out["restored_devices_8"] = restore_on(ckpt_dir, -1, 1, devs)
+  loaded, _ = ckpt_lib.load_params(ckpt_dir, mesh_config(1, 1))
+  params["2x4_eval"] = np.concatenate([np.asarray(x, np.float32).ravel()
+                                       for x in jax.tree.leaves(loaded)])
   np.savez(sys.argv[1], **params)
   json.dump(out, sys.stdout)

@@ -1,4 +1,5 @@
-"""The sharded train step on 8 simulated CPU devices equals the single-device step."""
+"""The sharded train step on 8 simulated CPU devices equals the single-device step, and a
+checkpoint written on one topology restores on another."""
 
 import json
 import os
@@ -18,7 +19,7 @@ def test_data_and_fsdp_meshes_match_one_device(tmp_path):
              JAX_PLATFORMS="cpu")
   params_file = str(tmp_path / "params.npz")
   proc = subprocess.run([sys.executable, os.path.join(REPO, "tests/training/sharded_steps.py"),
-                         params_file],
+                         params_file, str(tmp_path / "ckpt")],
                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-4000:]
   out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -34,6 +35,10 @@ def test_data_and_fsdp_meshes_match_one_device(tmp_path):
     # order difference on a near-zero gradient can flip one update: allow a tenth of a step.
     np.testing.assert_allclose(params[name], params["1"], rtol=1e-4, atol=1e-4, err_msg=name)
   assert ref["losses"][1] != ref["losses"][0]
+  # A checkpoint written by the fsdp-sharded 8-device job restores exactly on other topologies.
+  assert out["restored_devices_1"] == 1 and out["restored_devices_8"] == 8
+  for name in ("2x4_on_1", "2x4_on_8", "2x4_eval"):
+    np.testing.assert_array_equal(params[name], params["2x4"], err_msg=name)
 
 
 def test_fsdp_rule_picks_largest_divisible_dimension():
