@@ -100,6 +100,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   start = ckpt.latest_step()
   if start is not None:
     state, meta = ckpt.restore(state)
+    if meta.get("global_batch", t.global_batch) != t.global_batch:
+      # The stream position is step * global_batch: another batch size would replay or skip data.
+      raise ValueError(
+          f"{ckpt.directory} was written with train.global_batch={meta['global_batch']}, this "
+          f"run asks for {t.global_batch}; resume with the same batch, or start a new workdir "
+          f"with --config.init_from={workdir}")
     logging.info("resumed from step %d (next sample %d)", start, meta["next_sample"])
   else:
     start = 0

@@ -147,3 +147,14 @@ def test_bad_emim_layer_is_an_error(config):
   model = lgtrack.build_model(config)
   with pytest.raises(ValueError, match="emim.layers"):
     jax.eval_shape(model.init, jax.random.key(0), **_inputs(config))
+
+
+def test_remat_changes_nothing_but_memory(config, model_and_params):
+  model, params = model_and_params
+  config.unlock()
+  config.model.remat = True
+  remat = lgtrack.build_model(config)
+  x = _inputs(config)
+  np.testing.assert_allclose(jax.jit(remat.apply)({"params": params}, **x)["score_logits"],
+                             jax.jit(model.apply)({"params": params}, **x)["score_logits"],
+                             atol=1e-5)

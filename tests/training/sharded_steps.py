@@ -1,4 +1,4 @@
-"""Runs two train steps of the micro model on several meshes; prints losses and a params digest.
+"""Runs three train steps of the micro model on several meshes; prints losses and a params digest.
 
 Executed in a subprocess by test_sharding.py, with 8 simulated CPU devices (XLA_FLAGS must be set
 before JAX is imported, hence the separate process).
@@ -49,7 +49,7 @@ def run(data, fsdp, devices, save_to=None):
   step = step_lib.jit_train_step(step_lib.make_train_step(model, tx, schedule, config),
                                  shardings, sharding.batch_sharding(mesh), mesh)
   losses, grad_norms = [], []
-  for i in range(2):
+  for i in range(3):
     with jax.set_mesh(mesh):  # as train.py: activation constraints on the batch axes are live
       state, metrics = step(state, sharding.global_batch(batch(config, seed=i), mesh))
     losses.append(float(metrics["loss"]))
@@ -57,13 +57,13 @@ def run(data, fsdp, devices, save_to=None):
   params = np.concatenate([np.asarray(x, np.float32).ravel() for x in jax.tree.leaves(state.params)])
   if save_to:
     ckpt = ckpt_lib.Checkpointer(save_to, async_save=False)
-    ckpt.save(2, state, {"step": 2})
+    ckpt.save(3, state, {"step": 3})
     ckpt.close()
   return {"losses": losses, "grad_norms": grad_norms, "sharded_params": sharded}, params
 
 
 def restore_on(workdir, data, fsdp, devices):
-  """Restores the (2, 4)-mesh checkpoint onto another mesh: flat params and the shard count."""
+  """Restores a checkpoint onto the (data, fsdp) mesh: flat params, devices holding them."""
   config = mesh_config(data, fsdp)
   mesh = sharding.make_mesh(config, devices)
   model = lgtrack.build_model(config)
@@ -74,7 +74,7 @@ def restore_on(workdir, data, fsdp, devices):
   target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                         abstract, shardings)
   state, meta = ckpt_lib.Checkpointer(workdir, async_save=False).restore(target)
-  assert meta["step"] == 2
+  assert meta["step"] == 3
   devices_used = {d for x in jax.tree.leaves(state.params) for d in x.sharding.device_set}
   return np.concatenate([np.asarray(x, np.float32).ravel()
                          for x in jax.tree.leaves(state.params)]), len(devices_used)
@@ -84,14 +84,17 @@ if __name__ == "__main__":
   devs = jax.devices()
   assert len(devs) == 8, devs
   out, params = {}, {}
-  ckpt_dir = sys.argv[2]
-  for name, (data, fsdp, devices) in {"1": (1, 1, devs[:1]), "8": (-1, 1, devs),
-                                      "2x4": (2, 4, devs)}.items():
-    out[name], params[name] = run(data, fsdp, devices, save_to=ckpt_dir if name == "2x4" else None)
-  # The (2, 4) checkpoint onto one device, onto an 8-way data mesh, and as eval loads it.
-  params["2x4_on_1"], out["restored_devices_1"] = restore_on(ckpt_dir, 1, 1, devs[:1])
-  params["2x4_on_8"], out["restored_devices_8"] = restore_on(ckpt_dir, -1, 1, devs)
-  loaded, _ = ckpt_lib.load_params(ckpt_dir, mesh_config(1, 1))
+  ckpt_2x4, ckpt_8 = sys.argv[2] + "_2x4", sys.argv[2] + "_8"
+  for name, (data, fsdp, devices, save_to) in {
+      "1": (1, 1, devs[:1], None), "8": (-1, 1, devs, ckpt_8),
+      "2x4": (2, 4, devs, ckpt_2x4)}.items():
+    out[name], params[name] = run(data, fsdp, devices, save_to=save_to)
+  # Checkpoints onto other topologies: 8-way data -> (2, 4) fsdp; (2, 4) -> 1 device, 8-way data,
+  # and the way eval.py loads params (first local device).
+  params["8_on_2x4"], out["restored_devices_2x4"] = restore_on(ckpt_8, 2, 4, devs)
+  params["2x4_on_1"], out["restored_devices_1"] = restore_on(ckpt_2x4, 1, 1, devs[:1])
+  params["2x4_on_8"], out["restored_devices_8"] = restore_on(ckpt_2x4, -1, 1, devs)
+  loaded, _ = ckpt_lib.load_params(ckpt_2x4, mesh_config(1, 1))
   params["2x4_eval"] = np.concatenate([np.asarray(x, np.float32).ravel()
                                        for x in jax.tree.leaves(loaded)])
   np.savez(sys.argv[1], **params)

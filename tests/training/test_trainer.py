@@ -106,6 +106,32 @@ def test_sigterm_saves_and_rerun_resumes_exactly(config, data_root, tmp_path):
     np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
 
 
+def test_init_from_loads_weights_only(config, data_root, tmp_path):
+  """`init_from` starts a new run (step 0, fresh optimizer) from another run's weights."""
+  source = str(tmp_path / "source")
+  trainer.train(_config(config, data_root, steps=2, log_every=1, checkpoint_every=100), source)
+  config.unlock()
+  config.init_from = source
+  config.optim.lr = 0.0  # the new run must then end exactly on the source weights
+  target = str(tmp_path / "target")
+  trainer.train(config, target)
+  assert [r["step"] for r in _read_metrics(target)] == [1, 2]
+  a, _ = ckpt_lib.load_params(source, config)
+  b, step = ckpt_lib.load_params(target, config)
+  assert step == 2
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_resume_with_another_batch_size_is_an_error(config, data_root, tmp_path):
+  workdir = str(tmp_path / "run")
+  trainer.train(_config(config, data_root, steps=1, log_every=1), workdir)
+  config.unlock()
+  config.train.steps, config.train.global_batch = 2, 4
+  with pytest.raises(ValueError, match="global_batch=8"):
+    trainer.train(config, workdir)
+
+
 def test_nan_loss_stops_with_a_clear_message(config, data_root, tmp_path):
   config = _config(config, data_root, steps=2, log_every=1)
   config.unlock()
