@@ -4,6 +4,8 @@
       --data_root runs/demo/data --results_dir runs/demo/eval/lgtrack [--mode nl_bbox]
   python eval.py --tracker static ...            # the stay-at-the-first-box baseline
   python eval.py --analyze_only --results_dir DIR --dataset ... --data_root ...
+  python eval.py ... --mode nl --text_ablation shuffled   # does the sentence matter?
+  python eval.py ... --batch_sequences 8 --compare OSTrack=raw/ostrack --visualize seq-1,seq-2
 
 Needs no TensorFlow (jax, flax, numpy, Pillow): evaluation runs on GPU boxes without it.
 """
@@ -31,6 +33,15 @@ _PROTOCOL = flags.DEFINE_enum("protocol", "official", ["official", "pytracking"]
                               "Invalid-ground-truth rule for precision (DESIGN section 9).")
 _VALIDITY = flags.DEFINE_enum("validity", "all4", ["all4", "wh"],
                               "Valid ground truth: all of x,y,w,h > 0 (official) or w,h > 0.")
+_BATCH = flags.DEFINE_integer("batch_sequences", None,
+                              "Sequences tracked at once (default config.eval.batch_sequences).")
+_ABLATION = flags.DEFINE_enum("text_ablation", "none", ["none", "empty", "shuffled"],
+                              "Does the language matter? Track with the true sentences, empty "
+                              "ones, or each sequence with another sequence's sentence.")
+_COMPARE = flags.DEFINE_string("compare", None,
+                               "NAME=DIR,NAME=DIR: other trackers' raw results to score alongside.")
+_VISUALIZE = flags.DEFINE_string("visualize", None,
+                                 "SEQ[,SEQ]: write a GIF and a contact sheet per sequence.")
 flags.mark_flags_as_required(["results_dir"])
 
 
@@ -43,10 +54,15 @@ def main(argv):
       config=_CONFIG.value, checkpoint=_CHECKPOINT.value, dataset=_DATASET.value,
       data_root=_DATA_ROOT.value, split=_SPLIT.value, results_dir=_RESULTS_DIR.value,
       mode=_MODE.value, tracker=_TRACKER.value, analyze_only=_ANALYZE_ONLY.value,
-      sequences_file=_SEQUENCES.value, protocol=_PROTOCOL.value, validity=_VALIDITY.value)
+      sequences_file=_SEQUENCES.value, protocol=_PROTOCOL.value, validity=_VALIDITY.value,
+      batch_sequences=_BATCH.value or (_CONFIG.value.eval.batch_sequences if _CONFIG.value else 1),
+      text_ablation=_ABLATION.value, compare=_COMPARE.value, visualize=_VISUALIZE.value)
   print(f"{record['tracker']} on {record['dataset']}/{record['split']} ({record['mode']}): "
         f"AUC {record['auc']:.2f}  P@20 {record['precision']:.2f}  "
         f"NP@0.2 {record['norm_precision']:.2f}  -> {record['results_dir']}/metrics.json")
+  if "compare" in record:
+    from lgtrack_jax.evaluation import compare  # pylint: disable=import-outside-toplevel
+    print(compare.table(record["compare"]))
 
 
 if __name__ == "__main__":

@@ -137,4 +137,9 @@ def base_config() -> ml_collections.ConfigDict:
   e.dataset = "lasot"
   e.split = "test"
   e.mode = "nl_bbox"
+  # Sequences tracked at once (vmapped over slots; fills an accelerator). Results equal K = 1.
+  e.batch_sequences = 1
+  # Frames are zero-padded to sides rounded up to this multiple, so one compilation serves many
+  # frame sizes (LaSOT mixes 640x360 ... 1920x1080).
+  e.frame_bucket = 128
   return c

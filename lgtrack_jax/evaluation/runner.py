@@ -8,6 +8,7 @@ works on any tracker's raw results (`--analyze_only`).
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import time
 from typing import Iterator
@@ -17,7 +18,9 @@ import tqdm
 
 from input_pipeline import sources
 from input_pipeline.sources.base import Sequence
+from lgtrack_jax.evaluation import compare as compare_lib
 from lgtrack_jax.evaluation import metrics, plots, results
+from lgtrack_jax.tracking.tracker import Job
 
 
 class Frames:
@@ -41,25 +44,75 @@ class Frames:
         yield frame
 
 
-def track_split(tracker, seqs: list[Sequence], results_dir: str, mode: str) -> dict[str, float]:
-  """Runs `tracker` on every unfinished sequence; returns {'frames', 'seconds', 'fps', 'skipped'}."""
+TEXT_ABLATIONS = ("none", "empty", "shuffled")
+
+
+def ablate_sentences(seqs: list[Sequence], how: str, seed: int = 0) -> dict[str, str | None]:
+  """The sentence each sequence is tracked with: sequence name -> sentence.
+
+  'none': its own. 'empty': the empty string (the text encoder sees only [CLS] [SEP]).
+  'shuffled': another sequence's sentence: a seeded derangement (a random cycle over the
+  sequences that have one), so no sequence keeps its own unless only one has a sentence.
+  """
+  if how not in TEXT_ABLATIONS:
+    raise ValueError(f"text_ablation={how!r}: expected one of {TEXT_ABLATIONS}")
+  out = {s.name: s.sentence for s in seqs}
+  if how == "empty":
+    return {name: ("" if sentence is not None else None) for name, sentence in out.items()}
+  if how == "shuffled":
+    named = sorted(name for name, sentence in out.items() if sentence is not None)
+    order = [named[i] for i in np.random.default_rng(seed).permutation(len(named))]
+    originals = dict(out)
+    for i, name in enumerate(order):
+      out[name] = originals[order[(i + 1) % len(order)]]
+  return out
+
+
+def check_run_manifest(results_dir: str, manifest: dict) -> None:
+  """Writes `run.json` (what produces the result files in `results_dir`), or, when resuming,
+  checks that it describes the same run: mixing result files of different checkpoints, modes or
+  text ablations in one directory would silently corrupt the scores."""
+  path = os.path.join(results_dir, "run.json")
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      old = json.load(f)
+    diff = {k: (old.get(k), v) for k, v in manifest.items() if old.get(k) != v}
+    if diff:
+      raise ValueError(f"{results_dir} holds results of another run ({path}): differs in "
+                       + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+                       + "; use another --results_dir or delete it")
+    return
+  results.write_json_atomic(path, manifest)
+
+
+def track_split(tracker, seqs: list[Sequence], results_dir: str, mode: str, *,
+                batch_sequences: int = 1, text_ablation: str = "none") -> dict[str, float]:
+  """Runs `tracker` on every unfinished sequence, `batch_sequences` at a time, writing each
+  sequence's result file as it finishes. Returns {'frames', 'seconds', 'fps', 'skipped'}."""
   os.makedirs(results_dir, exist_ok=True)
+  sentences = ablate_sentences(seqs, text_ablation)
   todo = [s for s in seqs if not results.is_done(results_dir, s.name)]
-  frames_done, seconds = 0, 0.0
-  bar = tqdm.tqdm(todo, unit="seq", dynamic_ncols=True, desc="tracking")
-  for seq in bar:
+  jobs = []
+  for seq in todo:
     init_box = None if mode == "nl" else seq.boxes[0]
     if init_box is not None and (seq.absent[0] or not np.all(np.isfinite(init_box))):
       raise sources.DataError(f"no initial box: frame 0 of {seq.name} is absent or NaN "
                               f"[dataset={seq.dataset}, sequence={seq.name}, frame=0]")
-    t0 = time.perf_counter()
-    boxes, times = tracker.track(Frames(seq), init_box, seq.sentence, mode)
-    seconds += time.perf_counter() - t0
-    frames_done += len(seq)
+    jobs.append(Job(seq, Frames(seq), init_box, sentences[seq.name]))
+  frames_done = 0
+  bar = tqdm.tqdm(total=sum(len(s) for s in todo), unit="frame", dynamic_ncols=True,
+                  desc=f"tracking {len(todo)} sequences")
+  t0 = time.perf_counter()
+  for seq, boxes, times in tracker.track_many(jobs, mode, batch_sequences=batch_sequences):
     results.write_result(results_dir, seq.name, seq.to_file_coords(boxes), times)
-    bar.set_postfix(fps=f"{frames_done / max(seconds, 1e-9):.1f}")
+    frames_done += len(seq)
+    bar.update(len(seq))
+    bar.set_postfix(fps=f"{frames_done / max(time.perf_counter() - t0, 1e-9):.1f}")
+  bar.close()
+  seconds = time.perf_counter() - t0
   return {"frames": frames_done, "seconds": seconds,
-          "fps": frames_done / seconds if seconds else 0.0, "skipped": len(seqs) - len(todo)}
+          "fps": frames_done / seconds if seconds else 0.0, "skipped": len(seqs) - len(todo),
+          "batch_sequences": batch_sequences}
 
 
 def score_results(seqs: list[Sequence], results_dir: str, *, validity: str = "all4",
@@ -128,20 +181,48 @@ def build_lgtracker(config, checkpoint: str):
   return LGTracker(model, params, config, tokenizer), step
 
 
+def parse_compare(spec: str | None) -> dict[str, str]:
+  """'NAME=DIR,NAME=DIR' -> {NAME: DIR}; a malformed entry or a repeated name is an error."""
+  out: dict[str, str] = {}
+  for item in filter(None, (spec or "").split(",")):
+    name, sep, path = item.partition("=")
+    if not sep or not name.strip() or not path.strip():
+      raise ValueError(f"--compare entry {item!r}: expected NAME=DIR")
+    if name.strip() in out:
+      raise ValueError(f"--compare names {name.strip()!r} twice")
+    out[name.strip()] = path.strip()
+  return out
+
+
 def run(*, config, checkpoint: str | None, dataset: str | None, data_root: str | None,
         split: str, results_dir: str, mode: str | None, tracker: str, analyze_only: bool,
-        sequences_file: str | None, protocol: str, validity: str) -> dict:
-  """Tracks (unless analyze_only), scores and reports. Returns the metrics.json record."""
+        sequences_file: str | None, protocol: str, validity: str, batch_sequences: int = 1,
+        text_ablation: str = "none", compare: str | None = None,
+        visualize: str | None = None) -> dict:
+  """Tracks (unless analyze_only), scores and reports. Returns the metrics.json record.
+
+  `compare`: 'NAME=DIR,...' other trackers' raw result directories, scored on the same sequences
+  with the same protocol; the table goes to `compare.txt` and the joint plots to `compare/`.
+  `visualize`: 'SEQ,SEQ' sequences drawn as GIF + contact sheet under `visualize/`.
+  """
   if config is None and (dataset is None or data_root is None or mode is None):
     raise ValueError("without --config, give --dataset, --data_root and --mode")
   dataset = dataset or config.eval.dataset
   data_root = data_root or config.data.root
   mode = mode or config.eval.mode
+  others = parse_compare(compare)  # fail on a bad spec before any tracking
   seqs = sources.load(dataset, data_root, split, sequences=_read_sequence_list(sequences_file))
-  extra = {"tracker": tracker, "dataset": dataset, "split": split, "mode": mode,
-           "protocol": protocol, "validity": validity, "results_dir": results_dir,
-           "data_root": data_root, "checkpoint": checkpoint}
+  name = tracker if text_ablation == "none" else f"{tracker} (text {text_ablation})"
+  extra = {"tracker": name, "dataset": dataset, "split": split, "mode": mode,
+           "text_ablation": text_ablation, "protocol": protocol, "validity": validity,
+           "results_dir": results_dir, "data_root": data_root, "checkpoint": checkpoint,
+           "first_frame": "grounded by the model (mode 1)" if mode == "nl" else "ground truth"}
   if not analyze_only:
+    os.makedirs(results_dir, exist_ok=True)
+    check_run_manifest(results_dir, {
+        "tracker": tracker, "dataset": dataset, "split": split, "mode": mode,
+        "text_ablation": text_ablation,
+        "checkpoint": os.path.abspath(checkpoint) if checkpoint else None})
     if tracker == "static":
       from lgtrack_jax.tracking.tracker import StaticTracker  # pylint: disable=import-outside-toplevel
       runner = StaticTracker()
@@ -150,9 +231,34 @@ def run(*, config, checkpoint: str | None, dataset: str | None, data_root: str |
         raise ValueError("--tracker lgtrack needs --config and --checkpoint (a train workdir)")
       runner, step = build_lgtracker(config, checkpoint)
       extra["checkpoint_step"] = step
-    extra["speed"] = track_split(runner, seqs, results_dir, mode)
+    extra["speed"] = track_split(runner, seqs, results_dir, mode, batch_sequences=batch_sequences,
+                                 text_ablation=text_ablation)
   if config is not None:
     extra["config"] = config.to_dict()
   summary = score_results(seqs, results_dir, validity=validity, protocol=protocol)
   title = f"{dataset} {split} ({mode})"
-  return write_report(results_dir, tracker, summary, extra, title)
+  if others:
+    if name in others:
+      raise ValueError(f"--compare name {name!r} is this run's own name")
+    dirs = {name: results_dir, **others}
+    joint = {name: summary, **{o: score_results(seqs, d, validity=validity, protocol=protocol)
+                               for o, d in others.items()}}
+    extra["compare"] = {n: {**{k: joint[n][k] for k in ("auc", "precision", "norm_precision")},
+                            "results_dir": dirs[n]} for n in joint}
+    with open(os.path.join(results_dir, "compare.txt"), "w", encoding="utf-8") as f:
+      f.write(compare_lib.table(extra["compare"]) + "\n")
+    extra["compare_plots"] = plots.plot_curves(os.path.join(results_dir, "compare"), joint, title)
+  if visualize:
+    from lgtrack_jax.evaluation import visualize as vis  # pylint: disable=import-outside-toplevel
+    by_name = {s.name: s for s in seqs}
+    wanted = [v.strip() for v in visualize.split(",") if v.strip()]
+    missing = [v for v in wanted if v not in by_name]
+    if missing:
+      raise ValueError(f"--visualize: {missing} not among the evaluated sequences")
+    sentences = ablate_sentences(seqs, text_ablation)
+    extra["visualizations"] = [
+        vis.render_sequence(by_name[v], results.read_result(results.box_path(results_dir, v)),
+                            os.path.join(results_dir, "visualize"), sentences[v])
+        for v in wanted]
+  return write_report(results_dir, name, summary, extra, title)
+

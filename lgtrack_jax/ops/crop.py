@@ -4,7 +4,8 @@ Pixel convention, shared with `input_pipeline/pipeline.py` (training time): pixe
 at coordinate k and a box x, y, w, h covers [x, x + w). A crop region [x0, x0 + S) is resampled to
 `out` pixels by sampling output pixel u at source coordinate x0 + (u + 0.5) * S / out - 0.5,
 bilinearly; samples outside [0, W - 1] x [0, H - 1] are 0, as in `tf.image.crop_and_resize` with
-extrapolation_value 0. Keeping both sides on this formula is what makes a model trained on tf.data
+extrapolation_value 0. Arithmetic is in JAX's default float type (float32; float64 under
+`jax_enable_x64`, which the tests use to compare code paths exactly). Keeping both sides on this formula is what makes a model trained on tf.data
 crops see the same pixels when tracking.
 """
 
@@ -26,18 +27,28 @@ def crop_region(box_xywh: jnp.ndarray, factor: float) -> jnp.ndarray:
 
 def sample_coords(start: jnp.ndarray, extent: jnp.ndarray, out: int) -> jnp.ndarray:
   """Source coordinates of the `out` output pixels of region [start, start + extent): [out]."""
-  u = jnp.arange(out, dtype=jnp.float32)
+  u = jnp.arange(out, dtype=float)
   return start + (u + 0.5) * extent / out - 0.5
 
 
-def resample(image: jnp.ndarray, ys: jnp.ndarray, xs: jnp.ndarray) -> jnp.ndarray:
-  """Bilinear samples of image [H, W, C] at the grid ys [Ho] x xs [Wo] -> [Ho, Wo, C] float32.
+def _size(image: jnp.ndarray, hw: jnp.ndarray | None) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """The valid (height, width) of `image`: its shape, or `hw` [2] int32 for a zero-padded frame."""
+  if hw is None:
+    return jnp.int32(image.shape[0]), jnp.int32(image.shape[1])
+  return hw[0], hw[1]
 
-  Samples outside the image are 0. Done as one gather of the 4 neighbours: cost O(Ho * Wo),
+
+def resample(image: jnp.ndarray, ys: jnp.ndarray, xs: jnp.ndarray,
+             hw: jnp.ndarray | None = None) -> jnp.ndarray:
+  """Bilinear samples of image [H, W, C] at the grid ys [Ho] x xs [Wo] -> [Ho, Wo, C] float.
+
+  Samples outside the image are 0. `hw` [2] int32: the image's valid size when it is the top-left
+  corner of a larger padded buffer (one compilation serves every frame size up to the buffer's);
+  pixels beyond it are never read. Done as one gather of the 4 neighbours: cost O(Ho * Wo),
   independent of the frame size.
   """
-  h, w = image.shape[0], image.shape[1]
-  img = image.astype(jnp.float32)
+  h, w = _size(image, hw)
+  img = image.astype(float)
   y0 = jnp.floor(ys)
   x0 = jnp.floor(xs)
   wy = (ys - y0)[:, None, None]
@@ -53,19 +64,26 @@ def resample(image: jnp.ndarray, ys: jnp.ndarray, xs: jnp.ndarray) -> jnp.ndarra
   return jnp.where(inside[..., None], out, 0.0)
 
 
-def crop_and_resize(image: jnp.ndarray, region: jnp.ndarray, out: int) -> jnp.ndarray:
-  """Crops the square region (x0, y0, side) [3] of image [H, W, C] to [out, out, C] float32."""
+def crop_and_resize(image: jnp.ndarray, region: jnp.ndarray, out: int,
+                    hw: jnp.ndarray | None = None) -> jnp.ndarray:
+  """Crops the square region (x0, y0, side) [3] of image [H, W, C] to [out, out, C] float.
+
+  `hw`: valid size of a padded image, as in `resample`.
+  """
   ys = sample_coords(region[1], region[2], out)
   xs = sample_coords(region[0], region[2], out)
-  return resample(image, ys, xs)
+  return resample(image, ys, xs, hw)
 
 
-def resize_full(image: jnp.ndarray, out: int) -> jnp.ndarray:
-  """The whole frame [H, W, C] resized to [out, out, C] (no aspect preservation; grounding input)."""
-  h, w = image.shape[0], image.shape[1]
-  ys = sample_coords(jnp.float32(0), jnp.float32(h), out)
-  xs = sample_coords(jnp.float32(0), jnp.float32(w), out)
-  return resample(image, ys, xs)
+def resize_full(image: jnp.ndarray, out: int, hw: jnp.ndarray | None = None) -> jnp.ndarray:
+  """The whole frame [H, W, C] resized to [out, out, C] (no aspect preservation; grounding input).
+
+  `hw`: valid size of a padded image, as in `resample`.
+  """
+  h, w = _size(image, hw)
+  ys = sample_coords(jnp.zeros((), float), h.astype(float), out)
+  xs = sample_coords(jnp.zeros((), float), w.astype(float), out)
+  return resample(image, ys, xs, hw)
 
 
 def box_to_crop(box_xywh: jnp.ndarray, region: jnp.ndarray) -> jnp.ndarray:

@@ -1,18 +1,30 @@
 """The online tracker (DESIGN section 7).
 
-Per frame, one jitted function takes the full frame on device, crops the search region around the
-last box and resizes it (in the jit), runs LGTrack, applies the Hanning-window penalty, maps the
-box back to the frame and clips it to the image. The sentence is encoded once per sequence.
-Modes: 'nl_bbox' (box + sentence: model mode 2), 'bbox' (box only: mode 0), 'nl' (sentence only:
-the first frame is grounded by the model in mode 1, then tracking continues in mode 2 from the
-grounded box).
+Per frame, one jitted function takes the full frames on device, crops the search regions around
+the last boxes and resizes them (in the jit), runs LGTrack, applies the Hanning-window penalty,
+maps the boxes back to the frames and clips them to the images. The sentence is encoded once per
+sequence. Modes: 'nl_bbox' (box + sentence: model mode 2), 'bbox' (box only: mode 0), 'nl'
+(sentence only: the first frame is grounded by the model in mode 1, then tracking continues in
+mode 2 from the grounded box).
+
+Batched tracking: `track_many(jobs, batch_sequences=K)` keeps K sequences in flight, one per
+slot; the per-frame function runs on all K slots at once (the model is batched over slots, the crop
+is vmapped), and a finished sequence's slot is refilled from the queue at once, so the batch stays
+full until the queue runs dry (then idle slots carry a zero frame whose output is ignored). Each
+slot's computation only reads its own row, so the boxes equal those of tracking one sequence at a
+time (to float tolerance).
+
+Frames of any size share compilations: a frame is copied into the top-left corner of a zero buffer
+whose sides are rounded up to a multiple of `config.eval.frame_bucket`, and its true size travels
+as an array (`crop.resample` never reads the padding).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
-from typing import Callable, Iterable, Sized
+from typing import Any, Callable, Iterable, Iterator, Sized
 
 import jax
 import jax.numpy as jnp
@@ -28,8 +40,42 @@ from lgtrack_jax.ops.window import hann2d
 MODES = {"bbox": 0, "nl": 2, "nl_bbox": 2}
 
 
+@dataclasses.dataclass
+class Job:
+  """One sequence to track: `frames` yields [H, W, 3] uint8 arrays; `init_box` [4] xywh pixels
+  (model space) or None in mode 'nl'; `sentence` str or None; `key` is returned with the result."""
+
+  key: Any
+  frames: Iterable[np.ndarray]
+  init_box: np.ndarray | None
+  sentence: str | None
+
+
+@dataclasses.dataclass
+class _Slot:
+  job: Job
+  frames: Iterator[np.ndarray]
+  boxes: list[np.ndarray]
+  times: list[float]
+
+
+def check_request(mode: str, init_box, sentence: str | None) -> None:
+  """Raises ValueError when `mode` cannot run with this initial box / sentence."""
+  if mode not in MODES:
+    raise ValueError(f"mode={mode!r}: expected one of {sorted(MODES)}")
+  if mode in ("nl", "nl_bbox") and sentence is None:
+    raise ValueError(f"mode={mode!r} needs a sentence")
+  if mode != "nl" and init_box is None:
+    raise ValueError(f"mode={mode!r} needs an initial box")
+
+
+def bucket(n: int, multiple: int) -> int:
+  """n rounded up to a multiple of `multiple` (frame buffer side)."""
+  return -(-n // multiple) * multiple
+
+
 class LGTracker:
-  """Tracks one sequence at a time with a trained LGTrack.
+  """Tracks sequences with a trained LGTrack, one at a time (`track`) or K at once (`track_many`).
 
   `tokenize(list[str]) -> (ids [N, L], mask [N, L])` int32 arrays (lgtrack_jax.tokenizer).
   """
@@ -42,52 +88,63 @@ class LGTracker:
     self.tokenize = tokenize
     d = config.data
     self._zs, self._xs = d.template_size, d.search_size
+    self._bucket = config.eval.frame_bucket
     grid = d.search_size // config.model.patch_size
     self._window = jnp.asarray(hann2d(grid, grid))
     self._encode = jax.jit(functools.partial(model.apply, method=model.encode_text))
-    self._template = jax.jit(self._template_fn)
-    self._ground = jax.jit(self._ground_fn)
-    self._step = jax.jit(self._step_fn)
+    self._init = jax.jit(self._init_fn, static_argnames="ground")
+    self._step = jax.jit(self._step_fn, donate_argnums=3)
+    self._set_slot = jax.jit(_set_slot, donate_argnums=0)
 
   # --- jitted pieces (pure functions of arrays) ----------------------------------------------
-  def _template_fn(self, frame: jnp.ndarray, box: jnp.ndarray):
-    """frame [H, W, 3] uint8, box [4] xywh px -> template [Zs, Zs, 3], template_box [4] cxcywh."""
-    region = crop.crop_region(box, self.config.data.template_factor)
-    return crop.crop_and_resize(frame, region, self._zs), crop.box_to_crop(box, region)
-
   def _apply(self, params, template, search, template_box, text, mode):
+    """Batched LGTrack on precomputed text: template/search [K, S, S, 3], mode [K] int32."""
     return self.model.apply(
-        {"params": params}, template[None], search[None], template_box[None],
-        jnp.zeros_like(text["mask"]), text["mask"], jnp.full((1,), mode, jnp.int32),
+        {"params": params}, template, search, template_box,
+        jnp.zeros_like(text["mask"]), text["mask"], mode,
         text={"tokens": text["tokens"], "sentence": text["sentence"]})
 
-  def _ground_fn(self, params, frame: jnp.ndarray, text: dict) -> jnp.ndarray:
-    """Language-only first frame: whole frame resized, model mode 1 -> box [4] xywh px."""
-    h, w = frame.shape[0], frame.shape[1]
-    search = crop.resize_full(frame, self._xs)
-    template = jnp.zeros((self._zs, self._zs, 3), jnp.float32)
-    out = self._apply(params, template, search, jnp.array([0.5, 0.5, 1.0, 1.0]), text, 1)
-    cx, cy, bw, bh = out["boxes"][0]
-    box = jnp.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h])
-    return box_ops.clip_xywh_to_image(box, w, h)
+  def _init_fn(self, params, frame, hw, box, text, *, ground: bool):
+    """First frame of one sequence: padded frame [Hb, Wb, 3] uint8, valid size hw [2] int32,
+    box [4] xywh px (ignored when `ground`), text of batch 1.
 
-  def _step_fn(self, params, frame, prev_box, template, template_box, text, mode):
-    """One frame: [H, W, 3] uint8 frame, previous box [4] xywh px -> (box [4], score [])."""
-    h, w = frame.shape[0], frame.shape[1]
-    region = crop.crop_region(prev_box, self.config.data.search_factor)
-    search = crop.crop_and_resize(frame, region, self._xs)
-    out = self._apply(params, template, search, template_box, text, mode)
+    Returns box [4] (the given one, or the grounded one: whole frame, model mode 1), template
+    [Zs, Zs, 3] float and template_box [4] normalised cxcywh in the template crop.
+    """
+    if ground:
+      search = crop.resize_full(frame, self._xs, hw)
+      template = jnp.zeros((1, self._zs, self._zs, 3), float)
+      out = self._apply(params, template, search[None], jnp.array([[0.5, 0.5, 1.0, 1.0]]),
+                        text, jnp.ones((1,), jnp.int32))
+      cx, cy, bw, bh = out["boxes"][0]
+      h, w = hw[0].astype(float), hw[1].astype(float)
+      box = box_ops.clip_xywh_to_image(
+          jnp.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h]), w, h)
+    region = crop.crop_region(box, self.config.data.template_factor)
+    template = crop.crop_and_resize(frame, region, self._zs, hw)
+    return box, template, crop.box_to_crop(box, region)
+
+  def _step_fn(self, params, frames, hw, state, mode):
+    """One frame of K sequences: frames [K, Hb, Wb, 3] uint8, hw [K, 2] int32 valid sizes,
+    state (see `_empty_state`) with the previous boxes [K, 4] xywh px, mode [K] int32.
+
+    Returns (new state, boxes [K, 4] xywh px, peak scores [K]).
+    """
+    regions = crop.crop_region(state["box"], self.config.data.search_factor)
+    search = jax.vmap(crop.crop_and_resize, in_axes=(0, 0, None, 0))(frames, regions, self._xs, hw)
+    out = self._apply(params, state["template"], search, state["template_box"], state, mode)
     score = jax.nn.sigmoid(out["score_logits"])
     wi = self.config.eval.window_influence
     windowed = (1 - wi) * score + wi * self._window[None]
-    box_crop = decode_boxes(windowed, out["size"], out["offset"])[0]
-    box = box_ops.clip_xywh_to_image(crop.box_from_crop(box_crop, region), w, h)
-    box = jnp.where(jnp.all(jnp.isfinite(box)), box, prev_box)
-    return box, score.max()
+    box_crop = decode_boxes(windowed, out["size"], out["offset"])
+    hwf = hw.astype(float)
+    box = box_ops.clip_xywh_to_image(crop.box_from_crop(box_crop, regions), hwf[:, 1], hwf[:, 0])
+    box = jnp.where(jnp.all(jnp.isfinite(box), -1, keepdims=True), box, state["box"])
+    return {**state, "box": box}, box, score.max(axis=(1, 2))
 
   # --- host-side driver ----------------------------------------------------------------------
   def encode_sentence(self, sentence: str | None) -> dict:
-    """Token features once per sequence; an absent sentence gives an all-masked text."""
+    """Token features once per sequence (batch 1); None gives an all-masked text."""
     l = self.config.model.text.max_len
     if sentence is None:
       ids, mask = np.zeros((1, l), np.int32), np.zeros((1, l), np.int32)
@@ -96,34 +153,112 @@ class LGTracker:
     text = self._encode({"params": self.params}, jnp.asarray(ids), jnp.asarray(mask))
     return {**text, "mask": jnp.asarray(mask)}
 
+  def _pad(self, frame: np.ndarray, hb: int, wb: int) -> np.ndarray:
+    out = np.zeros((hb, wb, 3), np.uint8)
+    out[:frame.shape[0], :frame.shape[1]] = frame
+    return out
+
+  def _start(self, slot: _Slot, k: int, num_slots: int, state: dict | None,
+             mode: str) -> dict | None:
+    """Initialises slot k from its job's first frame; returns the updated state (None: empty
+    sequence, nothing to do)."""
+    t0 = time.perf_counter()
+    try:
+      frame = next(slot.frames)
+    except StopIteration:
+      return None
+    h, w = frame.shape[:2]
+    padded = self._pad(frame, bucket(h, self._bucket), bucket(w, self._bucket))
+    hw = jnp.array([h, w], jnp.int32)
+    text = self.encode_sentence(slot.job.sentence if mode != "bbox" else None)
+    init_box = (jnp.zeros(4, float) if mode == "nl"
+                else jnp.asarray(slot.job.init_box, float))
+    box, template, template_box = self._init(self.params, padded, hw, init_box, text,
+                                             ground=mode == "nl")
+    if state is None:
+      state = _empty_state(num_slots, template, text)
+    new = {"box": box, "template": template, "template_box": template_box,
+           "tokens": text["tokens"][0], "sentence": text["sentence"][0], "mask": text["mask"][0]}
+    state = self._set_slot(state, jnp.int32(k), new)
+    slot.boxes.append(np.asarray(box, np.float64))
+    slot.times.append(time.perf_counter() - t0)
+    return state
+
+  def track_many(self, jobs: Iterable[Job], mode: str, batch_sequences: int = 1
+                 ) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
+    """Tracks every job, `batch_sequences` at a time. Yields (key, boxes [N, 4] float64 xywh px,
+    seconds per frame [N]) as each sequence finishes (not necessarily in job order)."""
+    if mode not in MODES:
+      raise ValueError(f"mode={mode!r}: expected one of {sorted(MODES)}")
+    k_max = batch_sequences
+    queue = iter(jobs)
+    slots: list[_Slot | None] = [None] * k_max
+    state = None
+    modes = jnp.full((k_max,), MODES[mode], jnp.int32)
+    while True:
+      frames: list[np.ndarray | None] = [None] * k_max
+      for k in range(k_max):
+        while frames[k] is None:
+          if slots[k] is None:
+            job = next(queue, None)
+            if job is None:
+              break
+            check_request(mode, job.init_box, job.sentence)
+            slots[k] = _Slot(job, iter(job.frames), [], [])
+            new_state = self._start(slots[k], k, k_max, state, mode)
+            if new_state is None:  # a sequence without frames
+              raise ValueError(f"sequence {job.key!r} has no frames")
+            state = new_state
+          frames[k] = next(slots[k].frames, None)
+          if frames[k] is None:  # finished: hand the result over, refill the slot
+            done = slots[k]
+            slots[k] = None
+            yield done.job.key, np.stack(done.boxes), np.asarray(done.times)
+      active = [k for k in range(k_max) if frames[k] is not None]
+      if not active:
+        return
+      t0 = time.perf_counter()
+      hb = bucket(max(frames[k].shape[0] for k in active), self._bucket)
+      wb = bucket(max(frames[k].shape[1] for k in active), self._bucket)
+      batch = np.zeros((k_max, hb, wb, 3), np.uint8)
+      hw = np.ones((k_max, 2), np.int32)
+      for k in active:
+        h, w = frames[k].shape[:2]
+        batch[k, :h, :w] = frames[k]
+        hw[k] = h, w
+      state, boxes, _ = self._step(self.params, batch, hw, state, modes)
+      boxes = np.asarray(boxes, np.float64)
+      dt = (time.perf_counter() - t0) / len(active)
+      for k in active:
+        slots[k].boxes.append(boxes[k])
+        slots[k].times.append(dt)
+
   def track(self, frames: Iterable[np.ndarray], init_box: np.ndarray | None,
             sentence: str | None, mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """Tracks a sequence. frames: [H, W, 3] uint8 arrays; init_box [4] xywh px (model space).
+    """Tracks one sequence. frames: [H, W, 3] uint8 arrays; init_box [4] xywh px (model space).
 
     Returns (boxes [N, 4] float64 xywh px, seconds per frame [N]).
     """
-    if mode not in MODES:
-      raise ValueError(f"mode={mode!r}: expected one of {sorted(MODES)}")
-    if mode in ("nl", "nl_bbox") and not sentence:
-      raise ValueError(f"mode={mode!r} needs a sentence")
-    if mode != "nl" and init_box is None:
-      raise ValueError(f"mode={mode!r} needs an initial box")
-    text = self.encode_sentence(sentence if mode != "bbox" else None)
-    model_mode = MODES[mode]
-    boxes, times = [], []
-    template = template_box = box = None
-    for i, frame in enumerate(frames):
-      t0 = time.perf_counter()
-      frame = jax.device_put(frame)
-      if i == 0:
-        box = (self._ground(self.params, frame, text) if mode == "nl"
-               else jnp.asarray(init_box, jnp.float32))
-        template, template_box = self._template(frame, box)
-      else:
-        box, _ = self._step(self.params, frame, box, template, template_box, text, model_mode)
-      boxes.append(np.asarray(box, np.float64))
-      times.append(time.perf_counter() - t0)
-    return np.stack(boxes), np.asarray(times)
+    check_request(mode, init_box, sentence)
+    ((_, boxes, times),) = list(self.track_many([Job(None, frames, init_box, sentence)], mode))
+    return boxes, times
+
+
+def _empty_state(k: int, template: jnp.ndarray, text: dict) -> dict:
+  """Per-slot tracking state for K slots, zero-filled, shaped after one slot's values."""
+  return {
+      "box": jnp.tile(jnp.array([0.0, 0.0, 1.0, 1.0], float), (k, 1)),
+      "template": jnp.zeros((k, *template.shape), template.dtype),
+      "template_box": jnp.full((k, 4), 0.5, float),
+      "tokens": jnp.zeros((k, *text["tokens"].shape[1:]), text["tokens"].dtype),
+      "sentence": jnp.zeros((k, *text["sentence"].shape[1:]), text["sentence"].dtype),
+      "mask": jnp.zeros((k, *text["mask"].shape[1:]), text["mask"].dtype),
+  }
+
+
+def _set_slot(state: dict, k: jnp.ndarray, new: dict) -> dict:
+  """state with row k of every entry replaced by `new` (one slot's unbatched values)."""
+  return jax.tree.map(lambda s, n: s.at[k].set(n.astype(s.dtype)), state, new)
 
 
 class StaticTracker:
@@ -136,3 +271,9 @@ class StaticTracker:
       raise ValueError(f"the static baseline needs a box (mode={mode!r})")
     n = len(frames)  # no decoding: the baseline never looks at the pixels
     return np.repeat(np.asarray(init_box, np.float64)[None], n, axis=0), np.zeros(n)
+
+  def track_many(self, jobs: Iterable[Job], mode: str, batch_sequences: int = 1
+                 ) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
+    del batch_sequences
+    for job in jobs:
+      yield job.key, *self.track(job.frames, job.init_box, job.sentence, mode)

@@ -126,3 +126,56 @@ def test_eval_cli_static_without_tensorflow(data_root, tmp_path):
   assert "AUC" in proc.stdout
   with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
     assert np.isfinite(json.load(f)["auc"])
+
+
+def test_text_ablations(data_root):
+  seqs = sources.load("synthetic", data_root, "test") + sources.load("synthetic", data_root,
+                                                                      "train")
+  own = {s.name: s.sentence for s in seqs}
+  assert runner.ablate_sentences(seqs, "none") == own
+  assert set(runner.ablate_sentences(seqs, "empty").values()) == {""}
+  shuffled = runner.ablate_sentences(seqs, "shuffled")
+  assert sorted(shuffled.values()) == sorted(own.values())  # a permutation of the sentences ...
+  assert all(shuffled[n] != own[n] for n in own)  # ... in which no sequence keeps its own
+  assert shuffled == runner.ablate_sentences(seqs, "shuffled")  # deterministic
+  with pytest.raises(ValueError, match="text_ablation"):
+    runner.ablate_sentences(seqs, "reversed")
+
+
+def test_ablated_run_is_recorded_and_cannot_mix_with_another_run(config, data_root, workdir,
+                                                                 tmp_path):
+  out = str(tmp_path / "shuffled")
+  record = _run(config, data_root, out, checkpoint=workdir, mode="nl",
+                text_ablation="shuffled", batch_sequences=2)
+  assert record["text_ablation"] == "shuffled" and record["tracker"] == "lgtrack (text shuffled)"
+  assert record["first_frame"].startswith("grounded") and record["speed"]["batch_sequences"] == 2
+  # Resuming into the same directory with other settings would mix two runs' result files.
+  with pytest.raises(ValueError, match="text_ablation: 'shuffled' there, 'none' now"):
+    _run(config, data_root, out, checkpoint=workdir, mode="nl")
+
+
+def test_compare_and_visualize(config, data_root, tmp_path):
+  seqs = sources.load("synthetic", data_root, "test")
+  perfect = str(tmp_path / "perfect")
+  for seq in seqs:
+    results.write_result(perfect, seq.name, seq.gt, None)
+  out = str(tmp_path / "static")
+  record = _run(config, data_root, out, tracker="static", mode="bbox",
+                compare=f"Oracle={perfect}", visualize=seqs[0].name)
+  assert list(record["compare"]) == ["static", "Oracle"]
+  assert record["compare"]["Oracle"]["auc"] == pytest.approx(95.24, abs=0.005)
+  with open(os.path.join(out, "compare.txt"), encoding="utf-8") as f:
+    lines = f.read().splitlines()
+  assert lines[1].startswith("Oracle") and lines[2].startswith("static")  # best first
+  for path in record["compare_plots"]:
+    assert os.path.getsize(path) > 1000
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  (vis,) = record["visualizations"]
+  with Image.open(vis["gif"]) as gif:
+    assert gif.n_frames == len(seqs[0])
+  with Image.open(vis["sheet"]) as sheet:
+    assert sheet.width == 4 * 320
+  with pytest.raises(ValueError, match="NAME=DIR"):
+    _run(config, data_root, out, tracker="static", mode="bbox", compare="nodir")
+  with pytest.raises(ValueError, match="not among"):
+    _run(config, data_root, out, tracker="static", mode="bbox", visualize="no-such-seq")
