@@ -142,6 +142,18 @@ class LGTracker:
     box = jnp.where(jnp.all(jnp.isfinite(box), -1, keepdims=True), box, state["box"])
     return {**state, "box": box}, box, score.max(axis=(1, 2))
 
+  def lower_step(self, batch_sequences: int, frame_hw: tuple[int, int]) -> jax.stages.Lowered:
+    """The per-frame function lowered for K slots of frames [H, W] (rounded up to the bucket),
+    from shapes only: `.compile()` times compilation, `.cost_analysis()` gives its FLOPs."""
+    k = batch_sequences
+    hb, wb = (bucket(n, self._bucket) for n in frame_hw)
+    text = jax.eval_shape(lambda: self.encode_sentence(None))
+    template = jax.ShapeDtypeStruct((self._zs, self._zs, 3), jnp.zeros((), float).dtype)
+    state = jax.eval_shape(functools.partial(_empty_state, k), template, text)
+    return self._step.lower(self.params, jax.ShapeDtypeStruct((k, hb, wb, 3), jnp.uint8),
+                            jax.ShapeDtypeStruct((k, 2), jnp.int32), state,
+                            jax.ShapeDtypeStruct((k,), jnp.int32))
+
   # --- host-side driver ----------------------------------------------------------------------
   def encode_sentence(self, sentence: str | None) -> dict:
     """Token features once per sequence (batch 1); None gives an all-masked text."""

@@ -13,22 +13,12 @@ import numpy as np
 from lgtrack_jax.models import lgtrack
 from lgtrack_jax.training import checkpoint as ckpt_lib
 from lgtrack_jax.training import optim, sharding, state as state_lib, step as step_lib
+from lgtrack_jax.training.fake_batch import random_batch
 from tests.conftest import micro_config
 
 
 def batch(config, n=8, seed=0):
-  rng = np.random.default_rng(seed)
-  zs, xs, l = config.data.template_size, config.data.search_size, config.model.text.max_len
-  mask = (np.arange(l)[None] < rng.integers(3, l, (n, 1))).astype(np.int32)
-  return {
-      "template": rng.integers(0, 256, (n, zs, zs, 3)).astype(np.uint8),
-      "search": rng.integers(0, 256, (n, xs, xs, 3)).astype(np.uint8),
-      "template_box": rng.uniform(0.3, 0.7, (n, 4)).astype(np.float32),
-      "search_box": rng.uniform(0.2, 0.6, (n, 4)).astype(np.float32),
-      "text_ids": (rng.integers(1000, 3000, (n, l)) * mask).astype(np.int32),
-      "text_mask": mask,
-      "mode": np.array([0, 1, 2, 2, 1, 2, 0, 2], np.int32)[:n],
-  }
+  return random_batch(config, n, seed)
 
 
 def mesh_config(data, fsdp):

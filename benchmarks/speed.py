@@ -1,0 +1,229 @@
+"""Speed of LGTrack: tracking latency and throughput, training throughput, compile time, memory,
+FLOPs and model FLOPs utilisation. One JSON line per measurement.
+
+  python benchmarks/speed.py --config configs/lgtrack_b256.py [--batch_sequences 1,8]
+  python benchmarks/speed.py --config configs/tiny.py --config.model.dtype=bfloat16
+
+Random weights and random frames (1280x720 by default, LaSOT's most common size): speed does not
+depend on what the weights are. Tracking runs the real tracker (`LGTracker.track_many`): host
+padding, transfer, crop in the jit, the model, the window and the box mapping, per frame. Training
+runs the real jitted train step (optimizer included) on one device's share of a batch.
+
+Keys of each line: name, value, unit, config, batch_sequences, device. Names:
+  track_latency_ms        K = 1: median seconds per frame (what a single video sees)
+  track_frames_per_s      frames per second with K sequences in flight
+  vit_latency_ms          a bare ViT of the same width/depth over the same tokens (reference)
+  gflops_per_frame        XLA cost analysis of the per-frame function, divided by K
+  train_examples_per_s    per device, steady state
+  gflops_per_train_example
+  compile_s               per-frame function (track) and train step (train)
+  peak_memory_mb          device peak (accelerators) or host max RSS (CPU; says so in unit)
+  peak_tflops             the device peak MFU is measured against (table, or a measured
+                          matmul on CPU)
+  mfu                     achieved model FLOP/s / peak
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+# Run as a script from anywhere: the repository root holds `configs/` (not an installed package).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from lgtrack_jax.models import lgtrack  # pylint: disable=wrong-import-position
+from lgtrack_jax.models.vit import Block, PatchEmbed
+from lgtrack_jax.tracking.tracker import Job, LGTracker
+from lgtrack_jax.training import optim, sharding, state as state_lib, step as step_lib
+from lgtrack_jax.training.fake_batch import random_batch
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
+_BATCH_SEQUENCES = flags.DEFINE_list("batch_sequences", ["1", "8"], "K values to track with.")
+_FRAMES = flags.DEFINE_integer("frames", 12, "Timed frames per sequence.")
+_FRAME_SIZE = flags.DEFINE_list("frame_size", ["720", "1280"], "Frame height, width.")
+_TRAIN_BATCH = flags.DEFINE_integer("train_batch", None,
+                                    "Examples per train step (default: config.train.global_batch "
+                                    "per device, at most 8 on CPU).")
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 3, "Timed train steps.")
+_WHAT = flags.DEFINE_list("what", ["track", "train"], "Which benchmarks to run.")
+flags.mark_flags_as_required(["config"])
+
+# Dense bf16 peak FLOP/s per device (vendor figures, no sparsity). float32 on GPUs without TF32
+# is far lower; MFU is then a lower bound of what the hardware gives that dtype.
+PEAK_FLOPS = {
+    "H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12,
+    "V100": 125e12, "RTX 3090": 71e12, "RTX 4090": 165e12, "2080 Ti": 57e12, "T4": 65e12,
+    "TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v5p": 459e12,
+    "TPU v6 lite": 918e12, "TPU v6e": 918e12,
+}
+
+
+def emit(name: str, value: float, unit: str, k: int | None = None, **extra) -> None:
+  print(json.dumps({"name": name, "value": round(float(value), 4), "unit": unit,
+                    "config": config_flags.get_config_filename(flags.FLAGS["config"]),
+                    "batch_sequences": k, "device": jax.devices()[0].device_kind, **extra}),
+        flush=True)
+
+
+def peak_flops() -> tuple[float, str]:
+  """(peak FLOP/s of device 0, where the figure comes from)."""
+  kind = jax.devices()[0].device_kind
+  for key, value in PEAK_FLOPS.items():
+    if key.lower() in kind.lower():
+      return value, f"table ({key}, dense bf16)"
+  # CPU or unknown: the best of a few large float32 matmuls, all cores.
+  n = 2048
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  best = min(_timed(lambda: f(a).block_until_ready()) for _ in range(5))
+  return 2 * n ** 3 / best, "measured float32 matmul"
+
+
+def _timed(fn) -> float:
+  t0 = time.perf_counter()
+  fn()
+  return time.perf_counter() - t0
+
+
+def peak_memory() -> tuple[float, str]:
+  stats = jax.devices()[0].memory_stats()
+  if stats and "peak_bytes_in_use" in stats:
+    return stats["peak_bytes_in_use"] / 2 ** 20, "MB (device peak)"
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MB (host max RSS)"
+
+
+def flops_of(compiled) -> float:
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", 0.0))
+
+
+def random_params(config):
+  model = lgtrack.build_model(config)
+  params = jax.jit(model.init)(jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
+  return model, params
+
+
+def fake_tokenize(config):
+  l = config.model.text.max_len
+
+  def tokenize(sentences):
+    ids = np.zeros((len(sentences), l), np.int32)
+    ids[:, :8] = np.arange(1000, 1008)
+    return ids, (ids > 0).astype(np.int32)
+
+  return tokenize
+
+
+def bench_track(config, peak: float) -> None:
+  model, params = random_params(config)
+  tracker = LGTracker(model, params, config, fake_tokenize(config))
+  h, w = (int(v) for v in _FRAME_SIZE.value)
+  rng = np.random.default_rng(0)
+  frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(4)]
+  box = np.array([w * 0.45, h * 0.4, w * 0.1, h * 0.2])
+
+  def jobs(k: int, n: int) -> list[Job]:
+    return [Job(i, [frames[j % 4] for j in range(n)], box, "the red car on the left")
+            for i in range(k)]
+
+  for k in (int(v) for v in _BATCH_SEQUENCES.value):
+    lowered = tracker.lower_step(k, (h, w))
+    compile_s = _timed(lowered.compile)
+    flops = flops_of(lowered.compile()) / k
+    list(tracker.track_many(jobs(k, 3), "nl_bbox", k))  # warm-up: compiles every piece
+    n = _FRAMES.value
+    t0 = time.perf_counter()
+    results = list(tracker.track_many(jobs(k, n + 1), "nl_bbox", k))
+    seconds = time.perf_counter() - t0
+    fps = k * (n + 1) / seconds
+    per_frame = np.median(np.concatenate([times[1:] for _, _, times in results]))
+    emit("compile_s", compile_s, "s", k, what="track step")
+    emit("gflops_per_frame", flops / 1e9, "GFLOP", k)
+    if k == 1:
+      emit("track_latency_ms", per_frame * 1e3, "ms", k)
+    emit("track_frames_per_s", fps, "frames/s", k, note="first frames (init) included")
+    emit("mfu", flops * fps / peak, "fraction", k, what="track")
+  # Reference: a bare ViT of the same size over the same template + search tokens, batch 1.
+  m = config.model
+  zs, xs = config.data.template_size, config.data.search_size
+  dtype = jnp.dtype(m.dtype)
+
+  class BareViT(nn.Module):
+    @nn.compact
+    def __call__(self, z, x):
+      embed = PatchEmbed(m.patch_size, m.hidden_size, dtype=dtype)
+      v = jnp.concatenate([embed(z)[0], embed(x)[0]], axis=1)
+      for _ in range(m.depth):
+        v = Block(m.num_heads, m.mlp_ratio, dtype=dtype)(v)
+      return v
+
+  z = jnp.zeros((1, zs, zs, 3), dtype)
+  x = jnp.zeros((1, xs, xs, 3), dtype)
+  vit = BareViT()
+  vit_params = jax.jit(vit.init)(jax.random.key(0), z, x)
+  fwd = jax.jit(vit.apply)
+  fwd(vit_params, z, x).block_until_ready()
+  times = [_timed(lambda: fwd(vit_params, z, x).block_until_ready()) for _ in range(5)]
+  tokens = (zs // m.patch_size) ** 2 + (xs // m.patch_size) ** 2
+  emit("vit_latency_ms", np.median(times) * 1e3, "ms", 1, tokens=tokens)
+
+
+def bench_train(config, peak: float) -> None:
+  n = _TRAIN_BATCH.value or min(config.train.global_batch // jax.device_count(),
+                                8 if jax.devices()[0].platform == "cpu" else 1 << 30)
+  config = config.copy_and_resolve_references()
+  config.unlock()
+  config.train.global_batch = n
+  config.mesh.data, config.mesh.fsdp = 1, 1
+  mesh = sharding.make_mesh(config, jax.devices()[:1])
+  model = lgtrack.build_model(config)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
+  tx, schedule = optim.make_optimizer(config, shapes)
+  state, shardings = state_lib.create_state(model, tx, mesh, config, jax.random.key(0))
+  step = step_lib.jit_train_step(step_lib.make_train_step(model, tx, schedule, config),
+                                 shardings, sharding.batch_sharding(mesh), mesh)
+  batch = sharding.global_batch(random_batch(config, n), mesh)
+  with jax.set_mesh(mesh):
+    lowered = step.lower(state, batch)
+    compile_s = _timed(lowered.compile)
+    flops = flops_of(lowered.compile())
+    state, metrics = step(state, batch)  # warm-up
+    jax.block_until_ready(metrics)
+    t0 = time.perf_counter()
+    for _ in range(_TRAIN_STEPS.value):
+      state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)
+  seconds = (time.perf_counter() - t0) / _TRAIN_STEPS.value
+  emit("compile_s", compile_s, "s", None, what="train step", batch=n)
+  emit("gflops_per_train_example", flops / n / 1e9, "GFLOP", None, batch=n)
+  emit("train_examples_per_s", n / seconds, "examples/s", None, batch=n, per="device")
+  emit("mfu", flops / seconds / peak, "fraction", None, what="train", batch=n)
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  peak, source = peak_flops()
+  emit("peak_tflops", peak / 1e12, "TFLOP/s", None, source=source)
+  if "track" in _WHAT.value:
+    bench_track(config, peak)
+  if "train" in _WHAT.value:
+    bench_train(config, peak)
+  mem, unit = peak_memory()
+  emit("peak_memory_mb", mem, unit, None)
+
+
+if __name__ == "__main__":
+  app.run(main)
