@@ -42,7 +42,20 @@ _COMPARE = flags.DEFINE_string("compare", None,
                                "NAME=DIR,NAME=DIR: other trackers' raw results to score alongside.")
 _VISUALIZE = flags.DEFINE_string("visualize", None,
                                  "SEQ[,SEQ]: write a GIF and a contact sheet per sequence.")
+_SHARD = flags.DEFINE_string("shard", None,
+                             "INDEX/COUNT: track only this share of the sequences (independent "
+                             "processes, e.g. one per GPU); score later with --analyze_only. "
+                             "Default: one share per JAX process, process 0 scores.")
 flags.mark_flags_as_required(["results_dir"])
+
+
+def _parse_shard(value: str | None) -> tuple[int, int] | None:
+  if value is None:
+    return None
+  index, sep, count = value.partition("/")
+  if not sep or not index.isdigit() or not count.isdigit():
+    raise app.UsageError(f"--shard={value!r}: expected INDEX/COUNT, e.g. 0/4")
+  return int(index), int(count)
 
 
 def main(argv):
@@ -56,7 +69,10 @@ def main(argv):
       mode=_MODE.value, tracker=_TRACKER.value, analyze_only=_ANALYZE_ONLY.value,
       sequences_file=_SEQUENCES.value, protocol=_PROTOCOL.value, validity=_VALIDITY.value,
       batch_sequences=_BATCH.value or (_CONFIG.value.eval.batch_sequences if _CONFIG.value else 1),
-      text_ablation=_ABLATION.value, compare=_COMPARE.value, visualize=_VISUALIZE.value)
+      text_ablation=_ABLATION.value, compare=_COMPARE.value, visualize=_VISUALIZE.value,
+      shard=_parse_shard(_SHARD.value))
+  if record is None:
+    return
   print(f"{record['tracker']} on {record['dataset']}/{record['split']} ({record['mode']}): "
         f"AUC {record['auc']:.2f}  P@20 {record['precision']:.2f}  "
         f"NP@0.2 {record['norm_precision']:.2f}  -> {record['results_dir']}/metrics.json")

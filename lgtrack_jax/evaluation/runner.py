@@ -85,13 +85,28 @@ def check_run_manifest(results_dir: str, manifest: dict) -> None:
   results.write_json_atomic(path, manifest)
 
 
+def shard_sequences(seqs: list[Sequence], index: int, count: int) -> list[Sequence]:
+  """This shard's share of the sequences: longest first dealt round-robin, so shards get about
+  the same number of frames. Every shard computes the same deal (a pure function of the list)."""
+  if not 0 <= index < count:
+    raise ValueError(f"shard {index}/{count}: expected 0 <= index < count")
+  order = sorted(seqs, key=lambda s: (-len(s), s.name))
+  return order[index::count]
+
+
 def track_split(tracker, seqs: list[Sequence], results_dir: str, mode: str, *,
-                batch_sequences: int = 1, text_ablation: str = "none") -> dict[str, float]:
-  """Runs `tracker` on every unfinished sequence, `batch_sequences` at a time, writing each
-  sequence's result file as it finishes. Returns {'frames', 'seconds', 'fps', 'skipped'}."""
+                batch_sequences: int = 1, text_ablation: str = "none",
+                shard: tuple[int, int] = (0, 1)) -> dict[str, float]:
+  """Runs `tracker` on every unfinished sequence of this shard, `batch_sequences` at a time,
+  writing each sequence's result file as it finishes.
+
+  Sentences are ablated over the whole split (so shards agree on who gets whose sentence).
+  Returns {'frames', 'seconds', 'fps', 'skipped', 'batch_sequences', 'shard'}.
+  """
   os.makedirs(results_dir, exist_ok=True)
   sentences = ablate_sentences(seqs, text_ablation)
-  todo = [s for s in seqs if not results.is_done(results_dir, s.name)]
+  mine = shard_sequences(seqs, *shard)
+  todo = [s for s in mine if not results.is_done(results_dir, s.name)]
   jobs = []
   for seq in todo:
     init_box = None if mode == "nl" else seq.boxes[0]
@@ -111,8 +126,8 @@ def track_split(tracker, seqs: list[Sequence], results_dir: str, mode: str, *,
   bar.close()
   seconds = time.perf_counter() - t0
   return {"frames": frames_done, "seconds": seconds,
-          "fps": frames_done / seconds if seconds else 0.0, "skipped": len(seqs) - len(todo),
-          "batch_sequences": batch_sequences}
+          "fps": frames_done / seconds if seconds else 0.0, "skipped": len(mine) - len(todo),
+          "batch_sequences": batch_sequences, "shard": f"{shard[0]}/{shard[1]}"}
 
 
 def score_results(seqs: list[Sequence], results_dir: str, *, validity: str = "all4",
@@ -198,12 +213,17 @@ def run(*, config, checkpoint: str | None, dataset: str | None, data_root: str |
         split: str, results_dir: str, mode: str | None, tracker: str, analyze_only: bool,
         sequences_file: str | None, protocol: str, validity: str, batch_sequences: int = 1,
         text_ablation: str = "none", compare: str | None = None,
-        visualize: str | None = None) -> dict:
+        visualize: str | None = None, shard: tuple[int, int] | None = None) -> dict | None:
   """Tracks (unless analyze_only), scores and reports. Returns the metrics.json record.
 
   `compare`: 'NAME=DIR,...' other trackers' raw result directories, scored on the same sequences
   with the same protocol; the table goes to `compare.txt` and the joint plots to `compare/`.
   `visualize`: 'SEQ,SEQ' sequences drawn as GIF + contact sheet under `visualize/`.
+  `shard`: (index, count) of this process's share of the sequences. Default: one shard per JAX
+  process (multi-host: after tracking, all processes meet and process 0 scores; `results_dir`
+  must be a shared filesystem). Given explicitly (independent processes, e.g. one per GPU), a
+  shard only tracks; score with `--analyze_only` once every shard is done. Returns None when this
+  process does not score.
   """
   if config is None and (dataset is None or data_root is None or mode is None):
     raise ValueError("without --config, give --dataset, --data_root and --mode")
@@ -231,8 +251,20 @@ def run(*, config, checkpoint: str | None, dataset: str | None, data_root: str |
         raise ValueError("--tracker lgtrack needs --config and --checkpoint (a train workdir)")
       runner, step = build_lgtracker(config, checkpoint)
       extra["checkpoint_step"] = step
+    independent = shard is not None
+    if shard is None:
+      import jax  # pylint: disable=import-outside-toplevel
+      shard = (jax.process_index(), jax.process_count())
     extra["speed"] = track_split(runner, seqs, results_dir, mode, batch_sequences=batch_sequences,
-                                 text_ablation=text_ablation)
+                                 text_ablation=text_ablation, shard=shard)
+    if shard[1] > 1:
+      if independent:
+        print(f"shard {shard[0]}/{shard[1]} done: score with --analyze_only once all shards are")
+        return None
+      from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+      multihost_utils.sync_global_devices(f"eval {results_dir}")
+      if shard[0] != 0:
+        return None
   if config is not None:
     extra["config"] = config.to_dict()
   summary = score_results(seqs, results_dir, validity=validity, protocol=protocol)

@@ -179,3 +179,16 @@ def test_compare_and_visualize(config, data_root, tmp_path):
     _run(config, data_root, out, tracker="static", mode="bbox", compare="nodir")
   with pytest.raises(ValueError, match="not among"):
     _run(config, data_root, out, tracker="static", mode="bbox", visualize="no-such-seq")
+
+
+def test_shards_cover_the_split_once_and_score_like_one_process(config, data_root, tmp_path):
+  seqs = sources.load("synthetic", data_root, "test") + sources.load("synthetic", data_root,
+                                                                      "train")
+  deals = [runner.shard_sequences(seqs, i, 3) for i in range(3)]
+  assert sorted(s.name for d in deals for s in d) == sorted(s.name for s in seqs)
+  whole = _run(config, data_root, str(tmp_path / "one"), tracker="static", mode="bbox")
+  out = str(tmp_path / "sharded")
+  for i in range(2):  # two independent processes, then scoring
+    assert _run(config, data_root, out, tracker="static", mode="bbox", shard=(i, 2)) is None
+  scored = _run(None, data_root, out, tracker="static", mode="bbox", analyze_only=True)
+  assert scored["auc"] == whole["auc"] and scored["per_sequence"] == whole["per_sequence"]
