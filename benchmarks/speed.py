@@ -206,6 +206,18 @@ def bench_train(config, peak: float) -> None:
       state, metrics = step(state, batch)
     jax.block_until_ready(metrics)
   seconds = (time.perf_counter() - t0) / _TRAIN_STEPS.value
+  # Where a step's time goes: the forward (loss) alone, forward + backward, and the whole step
+  # (which adds the optimizer update and the metrics).
+  loss_fn = step_lib.make_loss_fn(model, config)
+  fwd = jax.jit(lambda p, b: loss_fn(p, b)[0])
+  grad = jax.jit(jax.grad(lambda p, b: loss_fn(p, b)[0]))
+  with jax.set_mesh(mesh):
+    for name, fn in (("forward", fwd), ("forward_backward", grad)):
+      jax.block_until_ready(fn(state.params, batch))
+      t = min(_timed(lambda fn=fn: jax.block_until_ready(fn(state.params, batch)))
+              for _ in range(_TRAIN_STEPS.value))
+      emit(f"train_{name}_ms", t * 1e3, "ms", None, batch=n)
+  emit("train_step_ms", seconds * 1e3, "ms", None, batch=n)
   emit("compile_s", compile_s, "s", None, what="train step", batch=n)
   emit("gflops_per_train_example", flops / n / 1e9, "GFLOP", None, batch=n)
   emit("train_examples_per_s", n / seconds, "examples/s", None, batch=n, per="device")

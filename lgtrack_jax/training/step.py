@@ -17,6 +17,16 @@ from lgtrack_jax.training.state import TrainState
 MODEL_INPUTS = ("template", "search", "template_box", "text_ids", "text_mask", "mode")
 
 
+def make_loss_fn(model: nn.Module, config: ml_collections.ConfigDict) -> Callable:
+  """loss_fn(params, batch) -> (total loss [], metrics dict of scalars)."""
+
+  def loss_fn(params, batch):
+    outputs = model.apply({"params": params}, **{k: batch[k] for k in MODEL_INPUTS})
+    return losses.total_loss(outputs, batch, config.loss)
+
+  return loss_fn
+
+
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule: optax.Schedule,
                     config: ml_collections.ConfigDict) -> Callable:
   """Returns train_step(state, batch) -> (state, metrics); metrics are replicated scalars.
@@ -25,11 +35,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
   Metrics include every loss term, grad/param global norms and the lr.
   """
   accum = config.train.grad_accum
-
-  def loss_fn(params, batch):
-    outputs = model.apply({"params": params}, **{k: batch[k] for k in MODEL_INPUTS})
-    return losses.total_loss(outputs, batch, config.loss)
-
+  loss_fn = make_loss_fn(model, config)
   grad_fn = jax.grad(loss_fn, has_aux=True)
 
   def accumulated_grads(params, batch):
