@@ -28,6 +28,7 @@ import safetensors.numpy
 from flax import traverse_util
 
 from lgtrack_jax.models.text_encoder import TEXT_ENCODER_FIELDS, TextEncoder
+from lgtrack_jax.weights import checkpoint_io
 
 # The TextEncoder fields that a checkpoint's config.json decides (`dtype` is the caller's choice).
 TEXT_CONFIG_FIELDS = TEXT_ENCODER_FIELDS
@@ -147,30 +148,6 @@ def _load_safetensors(paths: list[str]) -> dict[str, np.ndarray]:
   return tensors
 
 
-def _load_torch_bins(paths: list[str]) -> dict[str, np.ndarray]:
-  try:
-    import torch  # pylint: disable=import-outside-toplevel
-  except ImportError as e:
-    raise ImportError(
-        f"{paths} are PyTorch checkpoints and reading them needs torch, which is not "
-        "installed; install torch or convert the directory to safetensors") from e
-  tensors: dict[str, np.ndarray] = {}
-  for path in paths:
-    # weights_only=True: torch's restricted unpickler, which refuses arbitrary objects.
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-      raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
-    for key, value in state.items():
-      if not isinstance(value, torch.Tensor):
-        continue
-      if key in tensors:
-        raise ValueError(f"tensor {key!r} appears in more than one file of {paths}")
-      # numpy has no bfloat16 view of a torch tensor: go through float32.
-      value = value.detach().cpu()
-      tensors[key] = (value.float() if value.is_floating_point() else value).numpy()
-  return tensors
-
-
 def _load_tensors(ckpt_dir: str) -> dict[str, np.ndarray]:
   safetensor_files = sorted(glob.glob(os.path.join(ckpt_dir, "*.safetensors")))
   if safetensor_files:
@@ -178,7 +155,7 @@ def _load_tensors(ckpt_dir: str) -> dict[str, np.ndarray]:
   # Only `pytorch_model*.bin`: a directory may also hold e.g. `training_args.bin`.
   bin_files = sorted(glob.glob(os.path.join(ckpt_dir, "pytorch_model*.bin")))
   if bin_files:
-    return _load_torch_bins(bin_files)
+    return checkpoint_io.torch_load_tensors(bin_files)
   raise FileNotFoundError(f"no weights (*.safetensors or pytorch_model*.bin) in text "
                           f"checkpoint directory {ckpt_dir!r}")
 
@@ -201,14 +178,25 @@ def _values_differ(a: Any, b: Any) -> bool:
 def load_hf_text_params(ckpt_dir: str, expected: dict[str, Any] | None = None) -> dict:
   """Loads a Hugging Face BERT/RoBERTa/MiniLM directory as `TextEncoder` params.
 
+  See `load_hf_text`, which also says which tensors were skipped.
+  """
+  return load_hf_text(ckpt_dir, expected)[0]
+
+
+def load_hf_text(ckpt_dir: str, expected: dict[str, Any] | None = None
+                 ) -> tuple[dict, dict[str, str], dict[str, str]]:
+  """Loads a Hugging Face BERT/RoBERTa/MiniLM directory as `TextEncoder` params.
+
   Args:
     ckpt_dir: local directory with config.json and *.safetensors (or pytorch_model*.bin).
     expected: optional TextEncoder fields (a subset of `TEXT_CONFIG_FIELDS`) that the
       checkpoint must have, e.g. the values in the run's config; any disagreement is an error.
 
   Returns:
-    The params tree (the inner dict, not wrapped in {"params": ...}) of float32 numpy arrays,
-    laid out as documented in `lgtrack_jax.models.text_encoder`.
+    (params, loaded, ignored): the params tree (the inner dict, not wrapped in {"params": ...})
+    of float32 numpy arrays, laid out as documented in `lgtrack_jax.models.text_encoder`;
+    {our '/'-joined path: source key}; {source key: reason} of the tensors skipped on purpose
+    (`IGNORED_KEYS`).
 
   Raises:
     FileNotFoundError: the directory, its config.json or its weights are missing.
@@ -227,8 +215,10 @@ def load_hf_text_params(ckpt_dir: str, expected: dict[str, Any] | None = None) -
   shapes = expected_param_shapes(cfg)
   flat: dict[str, np.ndarray] = {}
   sources: dict[str, str] = {}
+  ignored: dict[str, str] = {}
   for key, value in sorted(_load_tensors(ckpt_dir).items()):
     if any(p.search(key) for p in _COMPILED_IGNORED):
+      ignored[key] = "not part of the encoder (pooler, pretraining heads, buffers)"
       continue
     for pattern, dst, transform in _COMPILED_TABLE:
       match = pattern.search(key)
@@ -259,4 +249,20 @@ def load_hf_text_params(ckpt_dir: str, expected: dict[str, Any] | None = None) -
   if problems:
     raise ValueError(f"cannot load text weights from {ckpt_dir!r} ({len(problems)} problems):"
                      "\n  - " + "\n  - ".join(problems))
-  return traverse_util.unflatten_dict(flat, sep="/")
+  return traverse_util.unflatten_dict(flat, sep="/"), sources, ignored
+
+
+def convert_text_dir(ckpt_dir: str, expected: dict[str, Any] | None = None
+                     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+  """A Hugging Face directory -> ({'text_encoder/...' path: float32 array}, report dict).
+
+  `expected`: TextEncoder fields the checkpoint must have (e.g. the run's `model.text`). The
+  report records the checkpoint's fields (`text_config`), which loading checks against the run's.
+  """
+  params, sources, ignored = load_hf_text(ckpt_dir, expected)
+  flat = {f"text_encoder/{k}": v for k, v in traverse_util.flatten_dict(params, sep="/").items()}
+  loaded = {f"text_encoder/{k}": v for k, v in sources.items()}
+  report = {"kind": "text", "source": os.path.abspath(ckpt_dir),
+            "text_config": text_config_from_hf(ckpt_dir), "loaded": loaded, "ignored": ignored,
+            "not_loaded": []}
+  return flat, report

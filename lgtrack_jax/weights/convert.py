@@ -1,0 +1,101 @@
+r"""Converts pretrained weights into a params sub-tree of our model, for `config.model.init`.
+
+  python -m lgtrack_jax.weights.convert --kind vit --src mae_pretrain_vit_base.pth \
+    --dst /ckpt/mae_vit_b16 [--config configs/lgtrack_b256.py] [--config.model.depth=24 ...]
+  python -m lgtrack_jax.weights.convert --kind text --src /models/bert-base-uncased \
+    --dst /ckpt/bert_base
+  python -m lgtrack_jax.weights.convert --kind ostrack --src OSTrack_ep0300.pth.tar \
+    --dst /ckpt/ostrack_b256
+
+kinds:
+  vit      timm / MAE / DeiT ViT (`*.safetensors`, or a PyTorch `.pth`/`.bin`)
+  text     Hugging Face BERT / RoBERTa / MiniLM directory (safetensors or pytorch_model*.bin)
+  ostrack  OSTrack tracker checkpoint (`.pth.tar` with its 'net' state dict, or safetensors)
+The config (default: configs/lgtrack_b256.py) decides the model sizes the weights must fit and
+the position-embedding grids (data.template_size, data.search_size). `--dst` receives
+`params.safetensors` (float32 arrays keyed by our '/'-joined param paths) and `report.json`
+(every loaded param with its source tensor, every ignored source tensor with the reason, our
+params of the converted part left at their fresh init). PyTorch files are read with
+`torch.load(weights_only=True)` only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import ml_collections
+from absl import app, flags
+from ml_collections import config_flags
+
+from lgtrack_jax.weights import checkpoint_io
+
+KINDS = ("vit", "text", "ostrack")
+
+_KIND = flags.DEFINE_enum("kind", None, KINDS, "What --src is.")
+_SRC = flags.DEFINE_string("src", None, "Checkpoint file (vit, ostrack) or directory (text).")
+_DST = flags.DEFINE_string("dst", None, "Output directory.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config the weights must fit (default configs/lgtrack_b256.py).",
+    lock_config=True)
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """configs/lgtrack_b256.py, when the repository's `configs` package is importable."""
+  try:
+    from configs import lgtrack_b256  # pylint: disable=import-outside-toplevel
+  except ImportError as e:
+    raise app.UsageError("configs/lgtrack_b256.py is not importable from here: run from the "
+                         "repository root or pass --config") from e
+  return lgtrack_b256.get_config()
+
+
+def convert(kind: str, src: str, dst: str, config: ml_collections.ConfigDict | None = None
+            ) -> dict:
+  """Converts `src` and writes `dst/params.safetensors` and `dst/report.json`.
+
+  Args:
+    kind: one of `KINDS`.
+    src: checkpoint file (vit, ostrack) or Hugging Face directory (text).
+    dst: output directory (created).
+    config: experiment config; required for vit and ostrack. For text it is optional and, when
+      given, the checkpoint must match its `model.text` architecture fields.
+
+  Returns:
+    The report written to report.json.
+  """
+  # Imported here: each pulls in jax and flax, and the CLI should fail fast on bad flags.
+  from lgtrack_jax.weights import hf_text, ostrack, pretrained, vit  # pylint: disable=import-outside-toplevel
+  if kind == "text":
+    expected = pretrained.text_fields(config) if config is not None else None
+    flat, report = hf_text.convert_text_dir(src, expected)
+  elif config is None:
+    raise ValueError(f"--kind {kind} needs a config (model sizes and crop sizes)")
+  elif kind == "vit":
+    flat, report = vit.convert_vit_file(src, config)
+  elif kind == "ostrack":
+    flat, report = ostrack.convert_ostrack_file(src, config)
+  else:
+    raise ValueError(f"kind {kind!r} is not one of {KINDS}")
+  checkpoint_io.save_converted(dst, flat, report)
+  return report
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  for flag in (_KIND, _SRC, _DST):
+    if flag.value is None:
+      raise app.UsageError(f"--{flag.name} is required")
+  config = _CONFIG.value
+  if config is None and _KIND.value != "text":
+    config = default_config()
+  report = convert(_KIND.value, _SRC.value, _DST.value, config)
+  summary = {"kind": report["kind"], "dst": os.path.abspath(_DST.value),
+             "loaded": len(report["loaded"]), "ignored": report["ignored"],
+             "not_loaded": report["not_loaded"]}
+  print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+  app.run(main)

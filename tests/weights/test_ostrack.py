@@ -1,0 +1,140 @@
+"""OSTrack checkpoints -> our backbone, position embeddings and the head convs that fit."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import safetensors.numpy
+
+from lgtrack_jax.weights import convert, ostrack, pretrained
+from tests.conftest import micro_config
+from tests.weights import reference
+
+D, HEADS, DEPTH, PATCH = 32, 2, 2, 16
+# OSTrack's CenterPredictor with inplanes 32, channel 16: 32 -> 16 -> 8 -> 4 -> 2 -> 1|2. The
+# micro head (16 channels, one conv per branch, input decoder.hidden_size = 32) fits conv1 only.
+_CHANNELS = (32, 16, 8, 4, 2)
+
+
+def _ostrack_sd(seed: int = 0, z_grid: int = 2, x_grid: int = 4) -> dict[str, np.ndarray]:
+  rng = np.random.default_rng(seed)
+  r = lambda *shape, s=0.2: rng.normal(0.0, s, shape).astype(np.float32)
+  sd = reference.random_vit_state_dict(rng, D, DEPTH, PATCH, grid=14, prefix="backbone.")
+  sd["backbone.pos_embed_z"] = r(1, z_grid * z_grid, D, s=0.5)
+  sd["backbone.pos_embed_x"] = r(1, x_grid * x_grid, D, s=0.5)
+  for branch, out in (("ctr", 1), ("offset", 2), ("size", 2)):
+    for k in range(1, 5):
+      c_in, c_out = _CHANNELS[k - 1], _CHANNELS[k]
+      p = f"box_head.conv{k}_{branch}."
+      sd[p + "0.weight"], sd[p + "0.bias"] = r(c_out, c_in, 3, 3), r(c_out)
+      sd[p + "1.weight"], sd[p + "1.bias"] = 1 + r(c_out), r(c_out)
+      sd[p + "1.running_mean"], sd[p + "1.running_var"] = r(c_out), 0.5 + rng.random(c_out)
+      sd[p + "1.running_var"] = sd[p + "1.running_var"].astype(np.float32)
+      sd[p + "1.num_batches_tracked"] = np.array(1000, np.int64)
+    sd[f"box_head.conv5_{branch}.weight"] = r(out, _CHANNELS[-1], 1, 1)
+    sd[f"box_head.conv5_{branch}.bias"] = r(out)
+  return sd
+
+
+def test_backbone_posembs_and_fitting_head_convs(tmp_path, micro_model, images):
+  sd = _ostrack_sd()
+  src = tmp_path / "ostrack.safetensors"
+  safetensors.numpy.save_file(sd, str(src))
+  dst = str(tmp_path / "converted")
+  report = convert.convert("ostrack", str(src), dst, micro_config())
+
+  loaded, ignored = report["loaded"], report["ignored"]
+  assert loaded["pos_embed_z/pos_embed"] == "backbone.pos_embed_z"
+  assert loaded["blocks_1/mlp/fc2/kernel"] == "backbone.blocks.1.mlp.fc2.weight"
+  assert loaded["head/size_conv0/kernel"] == "box_head.conv1_size.0.weight (BatchNorm folded in)"
+  assert "pretraining position embedding" in ignored["backbone.pos_embed"]
+  assert "backbone.cls_token" in ignored
+  assert ignored["box_head.conv1_ctr.1.running_var"].startswith("BatchNorm folded")
+  assert "head/score_conv1/kernel, which this model does not have" in ignored[
+      "box_head.conv2_ctr.0.weight"]
+  assert ("shape mismatch: box_head.conv5_offset.weight -> head/offset_out/kernel: expected "
+          "(1, 1, 16, 2), found (1, 1, 2, 2)") in ignored["box_head.conv5_offset.weight"]
+  # conv5's bias [2] fits our offset_out bias, its kernel does not: the conv stays fresh whole.
+  assert "head/offset_out/kernel does not fit" in ignored["box_head.conv5_offset.bias"]
+  assert report["not_loaded"] == sorted(
+      f"head/{b}_{part}" for b in ("score", "offset", "size")
+      for part in ("norm0/scale", "norm0/bias", "out/kernel", "out/bias"))
+  # Every source tensor is accounted for: loaded or ignored with a reason.
+  assert set(sd) == {v.split(" ")[0] for v in loaded.values()} | set(ignored)
+
+  params, init_report = pretrained.apply_pretrained(
+      _with_init(tracker=dst), micro_model.fresh_params)
+  assert init_report.loaded["head/score_conv0/bias"].startswith("init.tracker: ")
+  assert "head/score_norm0/scale" in init_report.fresh
+
+  # Backbone: OSTrack's own grids, no resampling.
+  z, x = images
+  ref = reference.vit_forward(sd, "backbone.", z, x,
+                              sd["backbone.pos_embed_z"].reshape(2, 2, D),
+                              sd["backbone.pos_embed_x"].reshape(4, 4, D), HEADS, DEPTH)
+  np.testing.assert_allclose(micro_model.vit_tokens(params, z, x), ref, atol=1e-4, rtol=0)
+
+  # Head conv1 with its BatchNorm folded in == OSTrack's conv -> BN (eval).
+  feats = np.random.default_rng(3).normal(size=(2, 4, 4, 32)).astype(np.float32)
+  conv = params["head"]["offset_conv0"]
+  ours = nn.Conv(16, (3, 3)).apply({"params": conv}, jnp.asarray(feats))
+  p = "box_head.conv1_offset."
+  bn = {k: sd[p + "1." + k] for k in ("weight", "bias", "running_mean", "running_var")}
+  theirs = reference.conv_bn(feats, sd[p + "0.weight"], sd[p + "0.bias"], bn)
+  np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4, rtol=0)
+
+
+def _with_init(**init):
+  config = micro_config()
+  config.unlock()
+  for key, value in init.items():
+    config.model.init[key] = value
+  config.lock()
+  return config
+
+
+def test_other_grids_are_resampled():
+  sd = _ostrack_sd(seed=1, z_grid=3, x_grid=6)  # e.g. OSTrack-384 into a 256 config
+  out, _ = ostrack.convert_ostrack(sd, micro_config())
+  np.testing.assert_allclose(out.params["pos_embed_x/pos_embed"],
+                             reference.bicubic(sd["backbone.pos_embed_x"].reshape(6, 6, D),
+                                               (4, 4)), atol=1e-6)
+  np.testing.assert_allclose(out.params["pos_embed_z/pos_embed"],
+                             reference.bicubic(sd["backbone.pos_embed_z"].reshape(3, 3, D),
+                                               (2, 2)), atol=1e-6)
+
+
+def test_corner_head_is_listed_and_backbone_errors_are_collected():
+  sd = {k: v for k, v in _ostrack_sd(seed=2).items() if not k.startswith("box_head.")}
+  sd["box_head.conv1_tl.0.weight"] = np.zeros((16, 32, 3, 3), np.float32)  # a corner head
+  out, not_loaded = ostrack.convert_ostrack(sd, micro_config())
+  assert "no counterpart" in out.ignored["box_head.conv1_tl.0.weight"]
+  assert len(not_loaded) == 3 * 6  # conv, norm, out of each branch: all fresh
+
+  del sd["backbone.pos_embed_x"]
+  del sd["backbone.blocks.0.attn.proj.bias"]
+  sd["backbone.blocks.1.norm1.weight"] = np.ones(D + 2, np.float32)
+  sd["backbone.blocks.0.attn.qkv.q_norm.weight"] = np.ones(16, np.float32)
+  with pytest.raises(ValueError) as err:
+    ostrack.convert_ostrack(sd, micro_config())
+  msg = str(err.value)
+  assert "(4 problems)" in msg, msg
+  for part in ("missing tensor for pos_embed_x/pos_embed (4, 4, 32)",
+               "missing tensor for blocks_0/attn/out/bias (32,)",
+               "shape mismatch: backbone.blocks.1.norm1.weight -> blocks_1/norm1/scale",
+               "unrecognised tensor backbone.blocks.0.attn.qkv.q_norm.weight"):
+    assert part in msg, part
+
+
+@pytest.mark.torch
+def test_net_wrapper_of_a_training_checkpoint(tmp_path):
+  torch = pytest.importorskip("torch", reason="torch is not installed (PyTorch-file path)")
+  sd = _ostrack_sd(seed=3)
+  path = tmp_path / "OSTrack_ep0300.pth.tar"
+  torch.save({"net": {k: torch.from_numpy(v) for k, v in sd.items()}, "epoch": 300,
+              "net_type": "OSTrack"}, path)
+  params, report = ostrack.convert_ostrack_file(str(path), micro_config())
+  assert report["kind"] == "ostrack"
+  np.testing.assert_array_equal(params["norm/scale"], sd["backbone.norm.weight"])
