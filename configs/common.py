@@ -67,6 +67,13 @@ def base_config() -> ml_collections.ConfigDict:
   m.text.type_vocab_size = 2
   m.text.layer_norm_eps = 1e-12
   m.text.position_offset = 0  # 2 for RoBERTa
+  # Pretrained sub-trees that replace the fresh init before training ('' = none): directories
+  # written by `python -m lgtrack_jax.weights.convert --kind vit|ostrack|text`; `text` may also
+  # be a Hugging Face directory (it then takes the place of `text.checkpoint` for the weights).
+  m.init = ml_collections.ConfigDict()
+  m.init.vit = ""
+  m.init.text = ""
+  m.init.tracker = ""
 
   l = c.loss = ml_collections.ConfigDict()
   l.focal_weight = 1.0
@@ -78,9 +85,19 @@ def base_config() -> ml_collections.ConfigDict:
   l.focal_beta = 4.0
 
   d = c.data = ml_collections.ConfigDict()
+  # The single training source, used when `train` is empty (and the default root of eval.py).
   d.name = "lasot"
   d.root = ""
   d.split = "train"
+  # Training mixture: ((name, root, ratio, split), ...); sample i picks a source with probability
+  # ratio / sum(ratios). name: a key of input_pipeline.sources.READERS; a relative root is
+  # joined to `root`, an empty one is `root`. Empty tuple: ((name, root, 1.0, split),).
+  d.train = ()
+  d.index_cache = True  # cache each source's parsed index (sources/index_cache.py)
+  d.cache_dir = ""  # '' = next to the data when writable, else ~/.cache/lgtrack_jax/index
+  # A frame that cannot be read or decoded during training: 'error' stops with its name, 'skip'
+  # drops the sample, logs the file and counts it (evaluation always stops).
+  d.on_bad_image = "error"
   d.template_size = 128
   d.search_size = 256
   d.template_factor = 2.0

@@ -1,10 +1,13 @@
 """The tf.data training pipeline: sample i of the global stream is a pure function of (seed, i).
 
-Every random choice of sample i (sequence, init mode, template and search frames, jitter,
-augmentation) comes from stateless Philox draws keyed by [seed, i], so a run resumes exactly at
-any step and splits over any number of hosts without iterator state (DESIGN section 5). All of
-it runs in the TF graph: no Python in the hot path. This is the only module importing
-TensorFlow; the crop geometry it uses lives in `sampler.py` so the JAX tracker can mirror it.
+Every random choice of sample i (source of the mixture, sequence, init mode, template and search
+frames, jitter, augmentation) comes from stateless Philox draws keyed by [seed, i], so a run
+resumes exactly at any step and splits over any number of hosts without iterator state (DESIGN
+section 5), whatever the mixture. All of it runs in the TF graph with a fixed thread pool and a
+bounded prefetch (no AUTOTUNE): no Python in the hot path. A JPEG is decoded only over the window
+a crop samples (`_Sampler._read_crop`): the same pixels as cropping the whole decoded frame. This is
+the only module importing TensorFlow; the crop geometry it uses lives in `sampler.py` so the JAX
+tracker can mirror it.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ except RuntimeError:  # TF devices were already initialised by someone else
 _U_SEQ, _U_MODE, _U_TEMPLATE, _U_SEARCH = 0, 1, 2, 3
 _U_Z_CENTER, _U_X_CENTER, _U_BRIGHTNESS = slice(4, 6), slice(6, 8), slice(8, 10)
 _U_FLIP = 10
-_NUM_UNIFORM = 11
+_U_SOURCE = 11
+_NUM_UNIFORM = 12
 _N_Z_SCALE, _N_X_SCALE = slice(0, 2), slice(2, 4)
 _NUM_NORMAL = 4
 _ALG = "philox"  # explicit, so streams never depend on the device TF would auto-select
+_WINDOW_MARGIN = 2  # px decoded around a JPEG crop's samples (see `_Sampler._read_crop`)
 
 
 def decode_frame(data: tf.Tensor) -> tf.Tensor:
@@ -59,9 +64,16 @@ class _Sampler:
     probs = np.asarray(d.mode_probs, np.float64)
     if probs.shape != (3,) or (probs < 0).any() or probs.sum() <= 0:
       raise ValueError(f"config.data.mode_probs must be 3 non-negative numbers, got {probs}")
+    if config.data.on_bad_image not in ("error", "skip"):
+      raise ValueError(f"config.data.on_bad_image must be 'error' or 'skip', got "
+                       f"{config.data.on_bad_image!r}")
     self.d = d
     self.seed = seed
-    self.num_seq = tf.constant(index.num_sequences, tf.int64)
+    # Source = number of cumulative-probability thresholds u has passed (as for the mode).
+    self.source_thresholds = tf.constant(np.cumsum(index.source_probs)[:-1], tf.float64)
+    self.source_seq_start = tf.constant(index.source_seq_start, tf.int64)
+    self.source_seq_count = tf.constant(index.source_seq_count, tf.int64)
+    self.source_grounding = tf.constant(index.source_grounding, tf.bool)
     # Mode = number of cumulative thresholds u has passed: u < c0 -> 0, c0 <= u < c1 -> 1, ...
     self.mode_thresholds = tf.constant(np.cumsum(probs / probs.sum())[:2], tf.float64)
     self.paths = tf.constant([str(p) for p in index.frame_paths], tf.string)
@@ -80,8 +92,8 @@ class _Sampler:
       i: scalar int64 global sample index.
 
     Returns:
-      uniform [_NUM_UNIFORM] float64 in [0, 1), normal [_NUM_NORMAL] float32, seq / template /
-      search (flat frame indices) scalar int64, mode scalar int32.
+      uniform [_NUM_UNIFORM] float64 in [0, 1), normal [_NUM_NORMAL] float32, source / seq /
+      template / search (flat frame indices) scalar int64, mode scalar int32.
     """
     base = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(i, tf.int64)])
     keys = tf.random.experimental.stateless_split(base, num=2, alg=_ALG)
@@ -93,9 +105,12 @@ class _Sampler:
       k = tf.cast(tf.floor(u[slot] * tf.cast(n, tf.float64)), tf.int64)
       return tf.minimum(k, n - 1)
 
-    seq = uniform_int(_U_SEQ, self.num_seq)
+    source = tf.reduce_sum(tf.cast(u[_U_SOURCE] >= self.source_thresholds, tf.int64))
+    seq = self.source_seq_start[source] + uniform_int(_U_SEQ, self.source_seq_count[source])
     mode = tf.reduce_sum(tf.cast(u[_U_MODE] >= self.mode_thresholds, tf.int32))
     mode = tf.where(self.has_sentence[seq], mode, 0)
+    # Single images (grounding sources) are always language-only: there is no second frame.
+    mode = tf.where(self.source_grounding[source], 1, mode)
 
     vis = tf.slice(self.vis_frames, [self.vis_start[seq]], [self.vis_count[seq]])
     template = vis[uniform_int(_U_TEMPLATE, self.vis_count[seq])]
@@ -104,12 +119,54 @@ class _Sampler:
     lo = tf.searchsorted(vis[None], bounds[:, :1], side="left", out_type=tf.int64)[0, 0]
     hi = tf.searchsorted(vis[None], bounds[:, 1:], side="right", out_type=tf.int64)[0, 0]
     search = vis[lo + uniform_int(_U_SEARCH, hi - lo)]
-    return {"uniform": u, "normal": normal, "seq": seq, "template": template, "search": search,
-            "mode": mode}
+    return {"uniform": u, "normal": normal, "source": source, "seq": seq, "template": template,
+            "search": search, "mode": mode}
 
-  def _read(self, flat: tf.Tensor) -> tf.Tensor:
-    """[H, W, 3] uint8 decoded frame (see `decode_frame`)."""
-    return decode_frame(tf.io.read_file(self.paths[flat]))
+  def _read_crop(self, flat: tf.Tensor, region, out: int,
+                 flip: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Reads frame `flat` and crops a region of it (see `_crop`), decoding only what it needs.
+
+    A JPEG is decoded over the window the crop samples (plus the bilinear neighbours), not
+    whole: a search region is usually a small part of a 1280x720 frame. Other formats are
+    decoded whole. Samples outside the image read 0 either way, so the crop equals a crop of the
+    fully decoded frame.
+
+    Args:
+      flat: scalar int64 flat frame index.
+      region: frame_hw [2] float32 -> (top_left [2], width, height) float32 of the crop region.
+      out: output side.
+      flip: bool scalar.
+
+    Returns:
+      crop [out, out, 3] float32, and the region's top_left [2], width, height.
+    """
+    data = tf.io.read_file(self.paths[flat])
+
+    def jpeg() -> tuple[tf.Tensor, ...]:
+      shape = tf.io.extract_jpeg_shape(data)
+      hw = tf.cast(shape[:2], tf.float32)
+      top_left, width, height = region(hw)
+      x_first, x_last = sampler.crop_sample_span(top_left[0], width, out)
+      y_first, y_last = sampler.crop_sample_span(top_left[1], height, out)
+      # Window [lo, hi] per axis: the bilinear taps plus a margin, because libjpeg's chroma
+      # upsampling treats a window edge as an image edge (measured: 1 px suffices, 4:2:0 or not);
+      # at least 2 px, so crop_and_resize never sees a 1-px image.
+      margin = float(_WINDOW_MARGIN)
+      lo = tf.clip_by_value(tf.floor(tf.stack([y_first, x_first])) - margin, 0.0, hw - 2.0)
+      hi = tf.clip_by_value(tf.math.ceil(tf.stack([y_last, x_last])) + margin, lo + 1.0,
+                            hw - 1.0)
+      window = tf.cast(tf.concat([lo, hi - lo + 1.0], axis=0), tf.int32)
+      image = tf.io.decode_and_crop_jpeg(data, window, channels=3,
+                                         dct_method="INTEGER_ACCURATE")
+      crop = self._crop(image, top_left - tf.reverse(lo, [0]), width, height, out, flip)
+      return crop, top_left, width, height
+
+    def other() -> tuple[tf.Tensor, ...]:
+      image = decode_frame(data)
+      top_left, width, height = region(tf.cast(tf.shape(image)[:2], tf.float32))
+      return self._crop(image, top_left, width, height, out, flip), top_left, width, height
+
+    return tf.cond(tf.io.is_jpeg(data), jpeg, other)
 
   @staticmethod
   def _jittered_region(box: tf.Tensor, normal: tf.Tensor, uniform: tf.Tensor, factor: float,
@@ -189,7 +246,8 @@ class _Sampler:
       top_left, size = self._jittered_region(
           z_box, normal[_N_Z_SCALE], u[_U_Z_CENTER], d.template_factor, d.template_scale_jitter,
           d.template_center_jitter)
-      image = self._crop(self._read(c["template"]), top_left, size, size, tz, flip)
+      image, _, _, _ = self._read_crop(c["template"], lambda hw: (top_left, size, size), tz,
+                                       flip)
       return (self._to_uint8(image, brightness[0]),
               self._box_in_region(z_box, top_left, size, size, flip))
 
@@ -201,16 +259,17 @@ class _Sampler:
     # Search: a jittered crop around the search box, or in mode 1 the whole frame resized
     # (grounding), with the same sampling formula per axis.
     x_box = tf.gather(self.boxes, c["search"])
-    frame = self._read(c["search"])
-    frame_hw = tf.cast(tf.shape(frame)[:2], tf.float32)
-    top_left, size = self._jittered_region(
+    jittered, size = self._jittered_region(
         x_box, normal[_N_X_SCALE], u[_U_X_CENTER], d.search_factor, d.search_scale_jitter,
         d.search_center_jitter)
     grounding = mode == 1
-    top_left = tf.where(grounding, tf.zeros([2]), top_left)
-    width = tf.where(grounding, frame_hw[1], size)
-    height = tf.where(grounding, frame_hw[0], size)
-    search = self._to_uint8(self._crop(frame, top_left, width, height, ts, flip), brightness[1])
+
+    def search_region(frame_hw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+      return (tf.where(grounding, tf.zeros([2]), jittered),
+              tf.where(grounding, frame_hw[1], size), tf.where(grounding, frame_hw[0], size))
+
+    search, top_left, width, height = self._read_crop(c["search"], search_region, ts, flip)
+    search = self._to_uint8(search, brightness[1])
     search_box = self._box_in_region(x_box, top_left, width, height, flip)
 
     with_text = tf.cast(mode != 0, tf.int32)
@@ -266,6 +325,10 @@ def make_dataset(index: sampler.Index, config: Any, *, seed: int, start_index: i
   d = config.data
   ds = tf.data.Dataset.counter(0, dtype=tf.int64)
   ds = ds.map(sample_k, num_parallel_calls=d.num_parallel_calls, deterministic=True)
+  if d.on_bad_image == "skip":
+    # A sample whose frame cannot be read or decoded is dropped; the batch fills up with the
+    # following samples (`batches` counts and names the dropped ones).
+    ds = ds.ignore_errors()
   ds = ds.batch(local_batch, drop_remainder=True)
   ds = ds.prefetch(d.prefetch)
   options = tf.data.Options()
@@ -277,21 +340,39 @@ def make_dataset(index: sampler.Index, config: Any, *, seed: int, start_index: i
 
 
 def batches(index: sampler.Index, config: Any, *, seed: int, start_step: int,
-            process_index: int = 0, process_count: int = 1,
-            global_batch: int) -> Iterator[dict[str, np.ndarray]]:
+            process_index: int = 0, process_count: int = 1, global_batch: int,
+            stats: dict[str, int] | None = None) -> Iterator[dict[str, np.ndarray]]:
   """This host's numpy batches from `start_step` on (see `make_dataset` for the fields).
 
+  With `config.data.on_bad_image == "skip"` (training only), samples whose frames cannot be read
+  or decoded are dropped and logged by name; `stats["skipped"]` counts them. The stream then
+  runs ahead of `step * global_batch` by the number of dropped samples, so a resumed run may
+  repeat that many samples: "skip" trades exact resume for not stopping on a bad file.
+
   Raises:
-    DataError: a frame TensorFlow cannot read or decode, named with dataset, sequence, file and
-      frame number.
+    DataError: with "error" (the default), a frame TensorFlow cannot read or decode, named with
+      dataset, sequence, file and frame number.
     tf.errors.OpError: the original error with the step added, when no bad file is found.
   """
   if global_batch % process_count:
     raise ValueError(f"global_batch {global_batch} is not divisible by {process_count} hosts")
   local_batch = global_batch // process_count
-  ds = make_dataset(index, config, seed=seed, start_index=start_step * global_batch,
+  start_index = start_step * global_batch
+  ds = make_dataset(index, config, seed=seed, start_index=start_index,
                     process_index=process_index, process_count=process_count,
                     local_batch=local_batch)
+  stats = {} if stats is None else stats
+  stats.setdefault("skipped", 0)
+  g = local_batch * process_count
+
+  def host_k(i: int) -> int:  # position of global sample i in this host's stream
+    rel = i - start_index - process_index
+    return (rel // g) * local_batch + (rel % g) // process_count
+
+  def global_i(k: int) -> int:  # inverse of host_k, as in `make_dataset`
+    return start_index + (k // local_batch) * g + process_index + process_count * (k % local_batch)
+
+  next_k = 0
   it = iter(ds)
   step = start_step
   while True:
@@ -300,28 +381,65 @@ def batches(index: sampler.Index, config: Any, *, seed: int, start_step: int,
     except StopIteration:
       return
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
-      err = _find_bad_frame(index, config, seed, step, process_index, process_count, local_batch)
-      if err is not None:
-        raise err from e
+      indices = sampler.host_sample_indices(step, process_index, process_count, local_batch)
+      errors = _find_bad_frames(index, config, seed, indices, f"training step {step}")
+      if errors:
+        raise errors[0] from e
       raise type(e)(e.node_def, e.op, f"{e.message} [step={step}]") from e
-    yield {k: v.numpy() for k, v in batch.items()}
+    out = {k: v.numpy() for k, v in batch.items()}
+    dropped = []
+    for i in out["index"].tolist():
+      k = host_k(i)
+      dropped.extend(global_i(j) for j in range(next_k, k))
+      next_k = k + 1
+    if dropped:
+      stats["skipped"] += len(dropped)
+      for err in _find_bad_frames(index, config, seed, np.array(dropped, np.int64),
+                                  f"sample skipped at training step {step}"):
+        logging.warning("%s", err)
+      logging.warning("skipped %d samples with unreadable frames so far", stats["skipped"])
+    yield out
     step += 1
 
 
-def _find_bad_frame(index: sampler.Index, config: Any, seed: int, step: int, process_index: int,
-                    process_count: int, local_batch: int) -> DataError | None:
-  """Re-draws the step's samples and decodes their frames one by one to name the bad file."""
+def sample_choices(index: sampler.Index, config: Any, seed: int,
+                   indices: np.ndarray) -> dict[str, np.ndarray]:
+  """The discrete choices of the given global samples, without reading any file.
+
+  The same graph function the pipeline runs, batched: the pure part of "sample i = f(seed, i)".
+
+  Args:
+    index: the (mixture) index.
+    config: the full config; reads `config.data.*`.
+    seed: stream seed.
+    indices: [n] int64 global sample indices.
+
+  Returns:
+    source / seq / template / search [n] int64 (template and search are flat frame indices),
+    mode [n] int32.
+  """
   sample = _Sampler(index, config, seed)
-  indices = sampler.host_sample_indices(step, process_index, process_count, local_batch)
 
   @tf.autograph.experimental.do_not_convert
   def choose(i: tf.Tensor) -> dict[str, tf.Tensor]:
     c = sample.draw(i)
-    return {k: c[k] for k in ("template", "search", "mode")}
+    return {k: c[k] for k in ("source", "seq", "template", "search", "mode")}
 
-  # One traced batch: drawing hundreds of samples eagerly would take seconds.
-  ds = tf.data.Dataset.from_tensor_slices(indices).map(choose)
-  c = {k: v.numpy() for k, v in next(iter(ds.batch(len(indices)))).items()}
+  indices = np.asarray(indices, np.int64)
+  if indices.size == 0:
+    return {k: np.zeros(0, np.int32 if k == "mode" else np.int64)
+            for k in ("source", "seq", "template", "search", "mode")}
+  # One traced batch: drawing thousands of samples eagerly would take seconds.
+  ds = tf.data.Dataset.from_tensor_slices(indices).map(choose).batch(len(indices))
+  return {k: v.numpy() for k, v in next(iter(ds)).items()}
+
+
+def _find_bad_frames(index: sampler.Index, config: Any, seed: int, indices: np.ndarray,
+                     where: str) -> list[DataError]:
+  """Re-draws the given samples and decodes their frames one by one to name the bad files."""
+  if len(indices) == 0:
+    return []
+  c = sample_choices(index, config, seed, indices)
   # Mode 1 does not decode its template frame; check such frames last all the same.
   language_only = c["mode"] == 1
   flats = [int(f) for f in np.concatenate(
@@ -330,22 +448,25 @@ def _find_bad_frame(index: sampler.Index, config: Any, seed: int, step: int, pro
 
   def error(flat: int, what: str) -> DataError:
     s, frame = index.locate(flat)
-    return data_error(index.dataset, index.seq_names[s], str(index.frame_paths[flat]),
-                      f"{what} (training step {step})", frame=frame)
+    return data_error(index.dataset_of(s), index.seq_names[s], str(index.frame_paths[flat]),
+                      f"{what} ({where})", frame=frame)
 
+  errors = []
   for flat in flats:
     path = str(index.frame_paths[flat])
     try:
       with Image.open(path) as im:
         im.load()
     except FileNotFoundError:
-      return error(flat, "missing frame")
+      errors.append(error(flat, "missing frame"))
     except (OSError, SyntaxError, ValueError) as e:
-      return error(flat, f"corrupt image ({e})")
+      errors.append(error(flat, f"corrupt image ({e})"))
+  if errors:
+    return errors
   # Pillow may accept what TensorFlow rejects (e.g. a format decode_image does not know).
   for flat in flats:
     try:
       decode_frame(tf.io.read_file(str(index.frame_paths[flat])))
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
-      return error(flat, f"TensorFlow cannot decode image ({e.message})")
-  return None
+      errors.append(error(flat, f"TensorFlow cannot decode image ({e.message})"))
+  return errors

@@ -1,9 +1,11 @@
 """The training index and the framework-free parts of "sample i = f(seed, i)".
 
 `build_index` flattens the sequences of one source into numpy arrays once (frame paths, boxes,
-visibility, tokenised sentences) so that the tf.data pipeline (`pipeline.py`) can draw samples
-with stateless random ops and plain gathers. Everything here is numpy + os: the crop geometry
-below is shared with the JAX crop used at tracking time, which must not need TensorFlow.
+visibility, tokenised sentences) and `merge` concatenates the indexes of several sources into one
+mixture, so that the tf.data pipeline (`pipeline.py`) can draw samples with stateless random
+ops and plain gathers: source by ratio, then sequence, then frames. Everything here is numpy +
+os: the crop geometry below is shared with the JAX crop used at tracking time, which must not
+need TensorFlow.
 
 Coordinate conventions (DESIGN section 5, `Sequence.boxes`):
   * boxes are x, y, w, h in 0-based continuous pixel coordinates: a box covers [x, x + w), and
@@ -46,7 +48,13 @@ class Index:
     text_ids: [S, L] int32 token ids (zeros where the sequence has no sentence).
     text_mask: [S, L] int32 attention mask (all zero where the sequence has no sentence).
     seq_names: S sequence names.
-    dataset: the source's dataset name (for error messages).
+    dataset: the dataset name of a single source, or the '+'-joined names of a mixture.
+    source_names: K dataset names of the sources (K = 1 for `build_index`).
+    source_probs: [K] float64 sampling probability of each source (sums to 1).
+    source_seq_start: [K] int64 first sequence of each source; its sequences are contiguous.
+    source_seq_count: [K] int64 sequences per source.
+    source_grounding: [K] bool, sources of single images whose samples are always language-only
+      grounding (mode 1).
   """
 
   frame_paths: np.ndarray
@@ -61,10 +69,41 @@ class Index:
   text_mask: np.ndarray
   seq_names: list[str]
   dataset: str
+  source_names: tuple[str, ...] = ()
+  source_probs: np.ndarray | None = None
+  source_seq_start: np.ndarray | None = None
+  source_seq_count: np.ndarray | None = None
+  source_grounding: np.ndarray | None = None
+
+  def __post_init__(self):
+    if not self.source_names:  # a single source spanning every sequence
+      object.__setattr__(self, "source_names", (self.dataset,))
+    k = len(self.source_names)
+    defaults = {"source_probs": np.ones(k, np.float64) / k,
+                "source_seq_start": np.zeros(k, np.int64),
+                "source_seq_count": np.array([self.num_sequences] * k, np.int64),
+                "source_grounding": np.zeros(k, bool)}
+    for field, value in defaults.items():
+      if getattr(self, field) is None:
+        if k != 1:
+          raise ValueError(f"Index of {k} sources needs {field}")
+        object.__setattr__(self, field, value)
 
   @property
   def num_sequences(self) -> int:
     return len(self.seq_names)
+
+  @property
+  def num_sources(self) -> int:
+    return len(self.source_names)
+
+  def source_of(self, seq: int) -> int:
+    """The source number of sequence `seq`."""
+    return int(np.searchsorted(self.source_seq_start, seq, side="right")) - 1
+
+  def dataset_of(self, seq: int) -> str:
+    """The dataset name of sequence `seq` (for error messages)."""
+    return self.source_names[self.source_of(seq)]
 
   @property
   def has_sentence(self) -> np.ndarray:
@@ -129,17 +168,21 @@ def _tokenize(sequences: list[Sequence], tokenize: TokenizeFn,
   return ids, mask
 
 
-def build_index(sequences: list[Sequence], tokenize: TokenizeFn, max_len: int) -> Index:
+def build_index(sequences: list[Sequence], tokenize: TokenizeFn, max_len: int, *,
+                grounding: bool = False) -> Index:
   """Flattens the sequences of one source into an `Index`.
 
-  Sequences with fewer than 2 visible frames cannot give a template/search pair and are
-  dropped (logged). Every frame file of every sequence must exist.
+  Video sequences with fewer than 2 visible frames cannot give a template/search pair and are
+  dropped (logged); a grounding source (single images) needs 1. Every frame file of every
+  sequence must exist.
 
   Args:
     sequences: sequences of a single dataset (as returned by one reader under `sources/`).
     tokenize: sentences -> (ids, mask), each [N, L'] with L' <= max_len; shorter rows are
       zero-padded here.
     max_len: text length L of the index.
+    grounding: the source holds single annotated images (RefCOCOg): its samples are always
+      language-only (mode 1), so every sequence needs a sentence.
 
   Returns:
     The index; text is tokenised once here.
@@ -155,24 +198,28 @@ def build_index(sequences: list[Sequence], tokenize: TokenizeFn, max_len: int) -
     raise ValueError(f"build_index takes the sequences of one source, got datasets {datasets}")
   dataset = datasets[0]
 
+  min_visible = 1 if grounding else 2
   listings: dict[str, set[str] | None] = {}
   kept, visibles = [], []
   for seq in sequences:
+    if grounding and seq.sentence is None:
+      raise data_error(dataset, seq.name, None, "a grounding sample needs a sentence")
     if len(seq.gt) != len(seq.frames) or len(seq.absent) != len(seq.frames):
       raise data_error(dataset, seq.name, None,
                        f"{len(seq.frames)} frames but {len(seq.gt)} boxes and "
                        f"{len(seq.absent)} absence flags")
     _check_frames_exist(seq, listings)
     vis = _visible(seq)
-    if vis.sum() >= 2:
+    if vis.sum() >= min_visible:
       kept.append(seq)
       visibles.append(vis)
   dropped = len(sequences) - len(kept)
   if dropped:
-    logging.info("%s: dropped %d of %d sequences with fewer than 2 visible frames",
-                 dataset, dropped, len(sequences))
+    logging.info("%s: dropped %d of %d sequences with fewer than %d visible frames",
+                 dataset, dropped, len(sequences), min_visible)
   if not kept:
-    raise data_error(dataset, None, None, "no sequence has 2 or more visible frames")
+    raise data_error(dataset, None, None,
+                     f"no sequence has {min_visible} or more visible frames")
 
   seq_len = np.array([len(s) for s in kept], np.int64)
   seq_start = np.concatenate([[0], np.cumsum(seq_len)[:-1]]).astype(np.int64)
@@ -186,7 +233,51 @@ def build_index(sequences: list[Sequence], tokenize: TokenizeFn, max_len: int) -
   return Index(frame_paths=frame_paths, boxes=boxes, visible=visible, seq_start=seq_start,
                seq_len=seq_len, vis_start=vis_start, vis_count=vis_count, vis_frames=vis_frames,
                text_ids=text_ids, text_mask=text_mask, seq_names=[s.name for s in kept],
-               dataset=dataset)
+               dataset=dataset, source_grounding=np.array([grounding]))
+
+
+def merge(parts: list[tuple[Index, float]]) -> Index:
+  """Concatenates single-source indexes into one mixture sampled by ratio.
+
+  Args:
+    parts: (index of one source, ratio) pairs; ratios are relative weights (> 0), normalised
+      here. The order matters: it is the order of the sampling thresholds.
+
+  Returns:
+    One `Index` whose sequences are those of the parts, in order, with the source fields set.
+  """
+  if not parts:
+    raise ValueError("merge: no sources")
+  ratios = np.array([r for _, r in parts], np.float64)
+  if not np.all(np.isfinite(ratios)) or (ratios <= 0).any():
+    raise ValueError(f"source ratios must be positive and finite, got {ratios.tolist()}")
+  for idx, _ in parts:
+    if idx.num_sources != 1:
+      raise ValueError("merge takes single-source indexes")
+  if len({idx.text_ids.shape[1] for idx, _ in parts}) != 1:
+    raise ValueError("merge: the sources were tokenised to different lengths")
+  indexes = [idx for idx, _ in parts]
+  frames = np.cumsum([0] + [len(i.frame_paths) for i in indexes])
+  vis = np.cumsum([0] + [len(i.vis_frames) for i in indexes])
+  seqs = np.cumsum([0] + [i.num_sequences for i in indexes])
+  return Index(
+      frame_paths=np.concatenate([i.frame_paths for i in indexes]),
+      boxes=np.concatenate([i.boxes for i in indexes]),
+      visible=np.concatenate([i.visible for i in indexes]),
+      seq_start=np.concatenate([i.seq_start + frames[k] for k, i in enumerate(indexes)]),
+      seq_len=np.concatenate([i.seq_len for i in indexes]),
+      vis_start=np.concatenate([i.vis_start + vis[k] for k, i in enumerate(indexes)]),
+      vis_count=np.concatenate([i.vis_count for i in indexes]),
+      vis_frames=np.concatenate([i.vis_frames + frames[k] for k, i in enumerate(indexes)]),
+      text_ids=np.concatenate([i.text_ids for i in indexes]),
+      text_mask=np.concatenate([i.text_mask for i in indexes]),
+      seq_names=[n for i in indexes for n in i.seq_names],
+      dataset="+".join(i.dataset for i in indexes),
+      source_names=tuple(i.dataset for i in indexes),
+      source_probs=ratios / ratios.sum(),
+      source_seq_start=seqs[:-1].astype(np.int64),
+      source_seq_count=np.diff(seqs).astype(np.int64),
+      source_grounding=np.concatenate([i.source_grounding for i in indexes]))
 
 
 def host_sample_indices(step: int, process_index: int, process_count: int,

@@ -7,6 +7,7 @@ evaluation both read sequences through it. Plain Python + numpy + Pillow: no Ten
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 from PIL import Image
@@ -45,6 +46,9 @@ class Sequence:
       all-zero / NaN ground-truth row).
     sentence: the language description, or None when the dataset has none.
     coord_base: 1 when the files use 1-based pixel coordinates (LaSOT, OTB), 0 when 0-based.
+    cover: [N] int8 GOT-10k visible-area level per frame (0 = absent ... 8 = fully visible), used
+      by the GOT-10k protocol; None for datasets without it.
+    meta: extra per-sequence facts as strings (GOT-10k `meta_info.ini`, RefCOCOg image id, ...).
   """
 
   dataset: str
@@ -54,6 +58,8 @@ class Sequence:
   absent: np.ndarray
   sentence: str | None
   coord_base: int = 1
+  cover: np.ndarray | None = None
+  meta: Mapping[str, str] | None = None
 
   def __len__(self) -> int:
     return len(self.frames)
@@ -78,3 +84,80 @@ class Sequence:
       raise data_error(self.dataset, self.name, path, "missing frame", frame=i) from None
     except (OSError, SyntaxError, ValueError) as e:
       raise data_error(self.dataset, self.name, path, f"corrupt image ({e})", frame=i) from None
+
+
+def absent_rows(gt: np.ndarray) -> np.ndarray:
+  """[N] bool: rows that carry no box at all, `0,0,0,0` or any NaN.
+
+  Args:
+    gt: [N, 4] float64 boxes as written.
+  """
+  return np.all(gt == 0, axis=1) | np.any(np.isnan(gt), axis=1)
+
+
+def freeze(seq: Sequence) -> Sequence:
+  """Makes the record's arrays read-only (it is shared by training and evaluation); returns it."""
+  for a in (seq.gt, seq.absent, seq.cover):
+    if a is not None:
+      a.setflags(write=False)
+  return seq
+
+
+@dataclasses.dataclass(frozen=True)
+class SeqRef:
+  """A sequence found by a cheap directory scan, before any of its annotation files is parsed.
+
+  Attributes:
+    name: sequence name.
+    path: its directory (what the reader parses).
+    deps: files and directories whose sizes and mtimes key the cached record: the annotation
+      files and the frame directory (whose mtime changes when a frame is added or removed).
+    extra: reader-specific, hashable facts found while listing (e.g. OTB's frame range).
+  """
+
+  name: str
+  path: str
+  deps: tuple[str, ...]
+  extra: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+  """What a reader found for one split.
+
+  Attributes:
+    refs: the sequences present on disk, in split order.
+    missing: names of the split that are not on disk (a partial download), in split order.
+    expected: the size of the complete split when it is known (official lists), else None.
+    missing_parts: parts of the download that are absent as a whole when their sequence names
+      are not known (e.g. TrackingNet's `TRAIN_5` chunk).
+  """
+
+  refs: list[SeqRef]
+  missing: tuple[str, ...] = ()
+  expected: int | None = None
+  missing_parts: tuple[str, ...] = ()
+
+
+def select(listing: Listing, sequences: Iterable[str] | None, dataset: str, split: str,
+           where: str) -> list[SeqRef]:
+  """The refs of `sequences` (all present ones when None), in split order.
+
+  A requested name outside the split, or inside it but not on disk, is a DataError: the caller
+  asked for it explicitly.
+  """
+  if sequences is None:
+    return list(listing.refs)
+  if isinstance(sequences, str):
+    raise TypeError("sequences must be a collection of names, not a single string")
+  wanted = set(sequences)
+  present = {r.name for r in listing.refs}
+  unknown = sorted(wanted - present - set(listing.missing))
+  if unknown:
+    raise data_error(dataset, None, where, f"requested sequences not in split {split!r}: "
+                     f"{unknown}")
+  absent = sorted(wanted & set(listing.missing))
+  if absent:
+    raise data_error(dataset, None, where, f"requested sequences of split {split!r} are not on "
+                     f"disk: {absent}")
+  return [r for r in listing.refs if r.name in wanted]

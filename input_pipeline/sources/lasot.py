@@ -1,7 +1,9 @@
 """Reader for the LaSOT layout (LaSOT, LaSOT_ext and the built-in synthetic data).
 
 On-disk layout:
-  <root>/training_set.txt, <root>/testing_set.txt   one sequence name per line
+  <root>/training_set.txt, <root>/testing_set.txt   one sequence name per line; optional for LaSOT
+                                                    and LaSOT_ext, whose official lists are
+                                                    built in (`lasot_splits.py`)
   <root>/<class>/<class>-<n>/img/%08d.jpg           frame k (0-based) is (k + 1):08d.jpg
   <root>/<class>/<class>-<n>/groundtruth.txt        one `x,y,w,h` row per frame, 1-based pixels
   <root>/<class>/<class>-<n>/nlp.txt                the sentence
@@ -9,7 +11,9 @@ On-disk layout:
   <root>/<class>/<class>-<n>/out_of_view.txt        (or one value per line)
 
 Every malformed or missing file is a `DataError` naming dataset, sequence, file and line. Images
-are never decoded here: the frame list is checked with one directory listing per sequence.
+are never decoded here: the frame list is checked with one directory listing per sequence. A split
+whose sequences are only partly on disk (LaSOT comes as one archive per class) is read as far as
+it goes, and the missing names are reported (`Listing.missing`).
 """
 
 from __future__ import annotations
@@ -19,50 +23,20 @@ import re
 from collections.abc import Iterable
 
 import numpy as np
+from absl import logging
 
-from input_pipeline.sources.base import Sequence, data_error
+from input_pipeline.sources import lasot_splits, parsing
+from input_pipeline.sources.base import (Listing, SeqRef, Sequence, absent_rows, data_error,
+                                         freeze, select)
 
 SPLIT_FILES = {"train": "training_set.txt", "test": "testing_set.txt"}
 FRAME_PATTERN = "%08d.jpg"
+ANNOTATION_FILES = ("groundtruth.txt", "full_occlusion.txt", "out_of_view.txt", "nlp.txt")
 
-# The number syntax groundtruth values may use, for diagnosing a bad row: decimal or exponent
-# notation and NaN. Infinities are rejected: no annotation tool writes them.
-_NUM_RE = re.compile(
-    r"[ \t]*[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|[nN][aA][nN])[ \t]*")
 # Whole-file pattern: one C-level match per file instead of a Python loop over ~2500 values; the
 # per-line diagnosis only runs once a file is known to be bad.
 _FLAG_FILE_RE = re.compile(r"[ \t]*[01][ \t]*(?:[,\n][ \t]*[01][ \t]*)*")
-
-
-def _read_text(path: str, dataset: str, name: str | None) -> str:
-  """Reads a small text file as UTF-8 (a BOM is dropped); missing or undecodable is a DataError."""
-  try:
-    with open(path, "rb") as f:
-      raw = f.read()
-  except FileNotFoundError:
-    raise data_error(dataset, name, path, "missing file") from None
-  except OSError as e:
-    raise data_error(dataset, name, path, f"unreadable file ({e})") from None
-  try:
-    return raw.decode("utf-8-sig")
-  except UnicodeDecodeError as e:
-    raise data_error(dataset, name, path, f"not UTF-8 text ({e})") from None
-
-
-def _content_lines(text: str, dataset: str, name: str | None, path: str) -> list[str]:
-  """Splits into lines, dropping trailing blank lines; a blank line before the last one is an error.
-
-  Returns the lines with line i (0-based) being line i + 1 of the file.
-  """
-  lines = text.splitlines()
-  while lines and not lines[-1].strip():
-    lines.pop()
-  if not lines:
-    raise data_error(dataset, name, path, "empty file")
-  for i, line in enumerate(lines):
-    if not line.strip():
-      raise data_error(dataset, name, path, "empty line in the middle of the file", line=i + 1)
-  return lines
+_OFFICIAL = {"lasot": lasot_splits.lasot_split, "lasot_ext": lasot_splits.lasot_ext_split}
 
 
 def parse_groundtruth(path: str, dataset: str = "lasot", name: str | None = None) -> np.ndarray:
@@ -75,33 +49,7 @@ def parse_groundtruth(path: str, dataset: str = "lasot", name: str | None = None
   Returns:
     [N, 4] float64 boxes exactly as written (NaN where the file says NaN).
   """
-  lines = _content_lines(_read_text(path, dataset, name), dataset, name, path)
-  # np.loadtxt is the fast path and already strict (it rejects "1_0", "0x10", ragged rows); only
-  # infinities slip through it. Any failure is diagnosed line by line for a precise message.
-  try:
-    gt = np.loadtxt(lines, delimiter=",", comments=None, dtype=np.float64, ndmin=2)
-  except ValueError:
-    gt = None
-  if gt is None or gt.shape != (len(lines), 4) or np.isinf(gt).any():
-    _raise_first_bad_row(lines, dataset, name, path)
-  return gt
-
-
-def _raise_first_bad_row(lines: list[str], dataset: str, name: str | None, path: str) -> None:
-  """Finds the first malformed groundtruth row and raises a DataError describing it."""
-  for i, line in enumerate(lines):
-    values = line.split(",")
-    if len(values) != 4:
-      raise data_error(
-          dataset, name, path,
-          f"expected 4 comma-separated values x,y,w,h, found {len(values)}: {line!r}", line=i + 1)
-    for v in values:
-      if _NUM_RE.fullmatch(v) is None:
-        raise data_error(dataset, name, path, f"unparsable value {v!r} in row {line!r}",
-                         line=i + 1)
-  # Not reached for any input seen so far (each row is checked with the same rules as loadtxt);
-  # kept so a disagreement between the two still fails loudly.
-  raise data_error(dataset, name, path, "malformed groundtruth file")
+  return parsing.parse_boxes(path, dataset, name, delimiter=",")
 
 
 def parse_flags(path: str, num_frames: int, dataset: str = "lasot",
@@ -118,7 +66,7 @@ def parse_flags(path: str, num_frames: int, dataset: str = "lasot",
   Returns:
     [N] bool.
   """
-  lines = _content_lines(_read_text(path, dataset, name), dataset, name, path)
+  lines = parsing.content_lines(parsing.read_text(path, dataset, name), dataset, name, path)
   body = "\n".join(lines)
   if _FLAG_FILE_RE.fullmatch(body) is None:
     for i, line in enumerate(lines):
@@ -136,10 +84,7 @@ def parse_flags(path: str, num_frames: int, dataset: str = "lasot",
 
 def parse_sentence(path: str, dataset: str = "lasot", name: str | None = None) -> str:
   """Reads `nlp.txt`; runs of whitespace (including line breaks) collapse to one space."""
-  sentence = " ".join(_read_text(path, dataset, name).split())
-  if not sentence:
-    raise data_error(dataset, name, path, "empty sentence")
-  return sentence
+  return parsing.parse_sentence(path, dataset, name)
 
 
 def _frame_paths(seq_dir: str, num_frames: int, dataset: str, name: str) -> tuple[str, ...]:
@@ -189,29 +134,37 @@ def read_sequence(seq_dir: str, dataset: str = "lasot", *,
   out_of_view = parse_flags(os.path.join(seq_dir, "out_of_view.txt"), n, dataset, name)
   # LaSOT marks absence with the flag files, but some absent frames only show as 0,0,0,0 rows
   # (and NaN rows carry no box at all); all of them count as absent.
-  absent = occluded | out_of_view | np.all(gt == 0, axis=1) | np.any(np.isnan(gt), axis=1)
+  absent = occluded | out_of_view | absent_rows(gt)
   nlp_path = os.path.join(seq_dir, "nlp.txt")
   if require_sentence or os.path.exists(nlp_path):
     sentence = parse_sentence(nlp_path, dataset, name)
   else:
     sentence = None
   frames = _frame_paths(seq_dir, n, dataset, name)
-  gt.setflags(write=False)
-  absent.setflags(write=False)
-  return Sequence(dataset=dataset, name=name, frames=frames, gt=gt, absent=absent,
-                  sentence=sentence, coord_base=1)
+  return freeze(Sequence(dataset=dataset, name=name, frames=frames, gt=gt, absent=absent,
+                         sentence=sentence, coord_base=1))
 
 
 def split_names(root: str, split: str, dataset: str = "lasot") -> list[str]:
-  """Sequence names listed in `<root>/training_set.txt` or `<root>/testing_set.txt`, in order."""
+  """The names of a split, in order.
+
+  `<root>/training_set.txt` / `<root>/testing_set.txt` when the root has them (one name per
+  line); otherwise the official lists built into `lasot_splits` for LaSOT and LaSOT_ext. Any other
+  dataset in this layout (the synthetic data) must bring its lists.
+  """
   if split not in SPLIT_FILES:
     raise ValueError(f"split must be one of {sorted(SPLIT_FILES)}, got {split!r}")
   path = os.path.join(root, SPLIT_FILES[split])
   if not os.path.isfile(path):
+    if dataset in _OFFICIAL:
+      try:
+        return _OFFICIAL[dataset](split)
+      except ValueError as e:
+        raise data_error(dataset, None, root, str(e)) from None
     raise data_error(dataset, None, path, f"no split list for split {split!r}")
   names: list[str] = []
   seen: dict[str, int] = {}
-  for i, line in enumerate(_read_text(path, dataset, None).splitlines()):
+  for i, line in enumerate(parsing.read_text(path, dataset, None).splitlines()):
     seq = line.strip()
     if not seq:
       continue
@@ -228,36 +181,54 @@ def split_names(root: str, split: str, dataset: str = "lasot") -> list[str]:
   return names
 
 
+def list_split(root: str, split: str, dataset: str = "lasot") -> Listing:
+  """Finds the split's sequence directories (one `stat` each; no annotation file is read).
+
+  A listed sequence without its directory is reported in `Listing.missing` (a partial download);
+  a split with none of its sequences on disk is a DataError (a wrong root, most likely).
+  """
+  names = split_names(root, split, dataset)
+  refs, missing = [], []
+  for seq in names:
+    seq_dir = os.path.abspath(os.path.join(root, seq.rsplit("-", 1)[0], seq))
+    if os.path.isdir(seq_dir):
+      deps = tuple(os.path.join(seq_dir, f) for f in ANNOTATION_FILES) + (
+          os.path.join(seq_dir, "img"),)
+      refs.append(SeqRef(seq, seq_dir, deps))
+    else:
+      missing.append(seq)
+  if not refs:
+    raise data_error(dataset, None, root,
+                     f"none of the {len(names)} sequences of split {split!r} is on disk (expected "
+                     f"<root>/<class>/<class>-<n>/, e.g. {names[0].rsplit('-', 1)[0]}/{names[0]})")
+  return Listing(refs, tuple(missing), len(names))
+
+
+def read(ref: SeqRef, dataset: str = "lasot") -> Sequence:
+  """Reads the sequence of a `list_split` ref. LaSOT-layout sentences are required."""
+  return read_sequence(ref.path, dataset, require_sentence=True)
+
+
 def load_split(root: str, split: str, dataset: str = "lasot",
                sequences: Iterable[str] | None = None, *,
                require_sentence: bool = True) -> list[Sequence]:
-  """Reads every sequence of a split, in the order of the split list.
+  """Reads every sequence of a split that is on disk, in split order (no index cache).
 
   Args:
-    root: dataset root holding the split lists and `<class>/<class>-<n>/` folders.
+    root: dataset root holding `<class>/<class>-<n>/` folders (and, optionally, split lists).
     split: "train" or "test".
     dataset: dataset name recorded in each `Sequence` and in error messages.
-    sequences: if given, only these names are read; a name not in the split list is a DataError.
+    sequences: if given, only these names are read; a name not in the split, or not on disk, is
+      a DataError.
     require_sentence: passed to `read_sequence`.
 
   Returns:
-    The sequences, in split-list order.
+    The sequences, in split-list order. Missing sequences are logged (see `list_split`).
   """
-  names = split_names(root, split, dataset)
-  if sequences is not None:
-    if isinstance(sequences, str):
-      raise TypeError("sequences must be a collection of names, not a single string")
-    wanted = set(sequences)
-    unknown = sorted(wanted.difference(names))
-    if unknown:
-      raise data_error(dataset, None, os.path.join(root, SPLIT_FILES[split]),
-                       f"requested sequences not in split {split!r}: {unknown}")
-    names = [n for n in names if n in wanted]
-  out = []
-  for seq in names:
-    seq_dir = os.path.join(root, seq.rsplit("-", 1)[0], seq)
-    if not os.path.isdir(seq_dir):
-      raise data_error(dataset, seq, seq_dir,
-                       f"sequence listed in {SPLIT_FILES[split]} has no directory")
-    out.append(read_sequence(seq_dir, dataset, require_sentence=require_sentence))
-  return out
+  listing = list_split(root, split, dataset)
+  refs = select(listing, sequences, dataset, split, root)
+  if sequences is None and listing.missing:
+    logging.warning("%s %s: %d of %d sequences are not on disk under %s (partial download), "
+                    "e.g. %s", dataset, split, len(listing.missing), listing.expected, root,
+                    ", ".join(listing.missing[:5]))
+  return [read_sequence(r.path, dataset, require_sentence=require_sentence) for r in refs]

@@ -6,6 +6,7 @@ function of (seed, i), so step s continues at sample s * global_batch on any hos
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -26,42 +27,48 @@ from lgtrack_jax.training import step as step_lib
 
 
 def ensure_synthetic_data(config: ml_collections.ConfigDict) -> None:
-  """Generates the built-in synthetic dataset at `config.data.root` when it is not complete."""
-  if config.data.name != "synthetic" or os.path.exists(os.path.join(config.data.root, "COMPLETE")):
+  """Generates the built-in synthetic dataset at each synthetic source's root when incomplete."""
+  from input_pipeline import mixture  # pylint: disable=import-outside-toplevel
+  roots = [s.root for s in mixture.train_sources(config.data)
+           if s.name == "synthetic" and not os.path.exists(os.path.join(s.root, "COMPLETE"))]
+  if not roots:
     return
   from input_pipeline import synthetic  # pylint: disable=import-outside-toplevel
   if jax.process_index() == 0:
-    logging.info("generating synthetic data in %s", config.data.root)
-    synthetic.generate(config.data.root, num_train=config.data.synthetic_train,
-                       num_test=config.data.synthetic_test,
-                       num_frames=config.data.synthetic_frames, seed=config.seed)
+    for root in dict.fromkeys(roots):
+      logging.info("generating synthetic data in %s", root)
+      synthetic.generate(root, num_train=config.data.synthetic_train,
+                         num_test=config.data.synthetic_test,
+                         num_frames=config.data.synthetic_frames, seed=config.seed)
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
     multihost_utils.sync_global_devices("synthetic_data")
 
 
-def load_text_encoder_params(config: ml_collections.ConfigDict, params: dict) -> dict:
-  """Replaces the text encoder's random init by `model.text.checkpoint` (if set), same shardings."""
-  path = config.model.text.checkpoint
-  if not path:
-    return params
-  from lgtrack_jax.weights import hf_text  # pylint: disable=import-outside-toplevel
-  expected = {k: config.model.text[k] for k in lgtrack.TEXT_ENCODER_FIELDS}
-  loaded = hf_text.load_hf_text_params(path, expected=expected)
-  target = params["text_encoder"]
-  loaded = jax.tree.map(lambda new, old: jax.device_put(np.asarray(new, old.dtype), old.sharding),
-                        loaded, target)
-  return {**params, "text_encoder": loaded}
+def load_pretrained_params(config: ml_collections.ConfigDict, params: dict, workdir: str) -> dict:
+  """Replaces fresh params by `model.init.{vit,tracker,text}` / `model.text.checkpoint`.
+
+  Same shardings and dtypes as `params`. Process 0 logs what was loaded, newly initialised and
+  ignored, and writes it all to `<workdir>/init_report.json`.
+  """
+  from lgtrack_jax.weights import pretrained  # pylint: disable=import-outside-toplevel
+  params, report = pretrained.apply_pretrained(config, params)
+  if jax.process_index() == 0:
+    logging.info("%s", "\n".join(report.lines()))
+    from etils import epath  # pylint: disable=import-outside-toplevel
+    (epath.Path(workdir) / "init_report.json").write_text(
+        json.dumps(report.to_json(), indent=1, sort_keys=True))
+  return params
 
 
 def build_index(config: ml_collections.ConfigDict):
-  """Reads the training split and builds the sampling index (sentences tokenised once)."""
-  from input_pipeline import sampler, sources  # pylint: disable=import-outside-toplevel
+  """Reads the training mixture (`config.data.train`) and builds its sampling index (sentences
+  tokenised once)."""
+  from input_pipeline import mixture  # pylint: disable=import-outside-toplevel
   from lgtrack_jax.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
-  sequences = sources.load(config.data.name, config.data.root, config.data.split)
   tokenizer = Tokenizer(config.model.text.tokenizer or config.model.text.checkpoint,
                         config.model.text.max_len)
-  return sampler.build_index(sequences, tokenizer, config.model.text.max_len)
+  return mixture.build_index(config, tokenizer)
 
 
 class _Preemption:
@@ -109,7 +116,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
     logging.info("resumed from step %d (next sample %d)", start, meta["next_sample"])
   else:
     start = 0
-    params = load_text_encoder_params(config, state.params)
+    params = load_pretrained_params(config, state.params, workdir)
     if config.init_from:
       params, from_step = ckpt_lib.restore_params(config.init_from, params)
       logging.info("weights from %s step %d", config.init_from, from_step)
