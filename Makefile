@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO := runs/demo
 
-.PHONY: demo test test-slow install clean-demo
+.PHONY: demo test test-slow test-parity install clean-demo
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,18 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# Opt-in checks against reference implementations: PyTorch (the CPU wheel; for the .pth readers
+# and the ViT parity test) and transformers 4.57 (the last release with Flax BERT), installed in
+# side directories so the project's venv stays as CI has it.
+PARITY := .parity
+test-parity: install
+	$(PY) -m pip install -q --no-deps --target $(PARITY)/torch torch==2.13.0 sympy mpmath \
+	  networkx jinja2 markupsafe
+	$(PY) -m pip install -q --no-deps --target $(PARITY)/tf457 transformers==4.57.6 \
+	  "huggingface_hub<1.0" tokenizers==0.22.2
+	PYTHONPATH=$(PARITY)/torch LGTRACK_TRANSFORMERS_457=$(PARITY)/tf457 \
+	  $(PY) -m pytest -q -m "parity or torch"
 
 clean-demo:
 	rm -rf $(DEMO)
