@@ -18,7 +18,9 @@ from lgtrack_jax.training import distributed
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (get_config).",
                                           lock_config=True)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Train workdir to load the latest params of.")
-_DATASET = flags.DEFINE_string("dataset", None, "Benchmark: synthetic | lasot | lasot_ext.")
+_DATASET = flags.DEFINE_string(
+    "dataset", None, "Benchmark: lasot | lasot_ext | tnl2k | otb99_lang | got10k (val: AO/SR; "
+    "test: submission) | trackingnet (test: submission) | synthetic.")
 _DATA_ROOT = flags.DEFINE_string("data_root", None, "Dataset root directory.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
 _RESULTS_DIR = flags.DEFINE_string("results_dir", None, "Where result files and metrics go.")
@@ -73,9 +75,15 @@ def main(argv):
       shard=_parse_shard(_SHARD.value))
   if record is None:
     return
-  print(f"{record['tracker']} on {record['dataset']}/{record['split']} ({record['mode']}): "
-        f"AUC {record['auc']:.2f}  P@20 {record['precision']:.2f}  "
-        f"NP@0.2 {record['norm_precision']:.2f}  -> {record['results_dir']}/metrics.json")
+  where = f"{record['tracker']} on {record['dataset']}/{record['split']} ({record['mode']})"
+  if "submission" in record:
+    print(f"{where}: ground truth withheld; submit {record['submission']} to {record['server']}")
+  elif "ao" in record:
+    print(f"{where}: AO {record['ao']:.2f}  SR0.5 {record['sr50']:.2f}  SR0.75 "
+          f"{record['sr75']:.2f}  -> {record['results_dir']}/metrics.json")
+  else:
+    print(f"{where}: AUC {record['auc']:.2f}  P@20 {record['precision']:.2f}  "
+          f"NP@0.2 {record['norm_precision']:.2f}  -> {record['results_dir']}/metrics.json")
   if "compare" in record:
     from lgtrack_jax.evaluation import compare  # pylint: disable=import-outside-toplevel
     print(compare.table(record["compare"]))

@@ -46,29 +46,53 @@ def plot_curves(out_dir: str | os.PathLike, summaries: Mapping[str, dict], title
     raise ValueError("plot_curves needs at least one tracker summary")
   out_dir = os.fspath(out_dir)
   os.makedirs(out_dir, exist_ok=True)
-  # One style per tracker, kept across the three plots so a tracker is recognisable in each.
-  styles = {
-      name: (f"C{i % 10}", _LINESTYLES[(i // 10) % len(_LINESTYLES)])
-      for i, name in enumerate(sorted(summaries))
-  }
+  styles = _styles(summaries)
   paths = []
   for curve_key, score_key, stem, xs, xlabel, ylabel, tag, plot_title in _PLOTS:
-    fig = Figure(figsize=(6.0, 5.0))
-    ax = fig.add_subplot()
-    scores = {name: float(s[score_key]) for name, s in summaries.items()}
-    for name in order_by_score(scores):
-      color, linestyle = styles[name]
-      ax.plot(xs, np.asarray(summaries[name][curve_key]), color=color, linestyle=linestyle,
-              linewidth=2.0, label=f"{name} [{scores[name]:.1f}]")
-    ax.set_xlim(float(xs[0]), float(xs[-1]))
-    ax.set_ylim(0.0, 100.0)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(f"{plot_title} on {title} ({tag})")
-    ax.grid(True, linestyle=":")
-    ax.legend(loc="lower left" if stem == "success" else "lower right", fontsize="small")
-    fig.tight_layout()
+    series = {name: (np.asarray(s[curve_key]), float(s[score_key]))
+              for name, s in summaries.items()}
     path = os.path.join(out_dir, f"{stem}.png")
-    fig.savefig(path, dpi=100)
+    _plot(path, xs, series, styles, xlabel, ylabel, f"{plot_title} on {title} ({tag})",
+          "lower left" if stem == "success" else "lower right")
     paths.append(path)
   return paths
+
+
+def _styles(names) -> dict[str, tuple[str, str]]:
+  """One (colour, line style) per tracker, by sorted name, so a tracker keeps its look."""
+  return {name: (f"C{i % 10}", _LINESTYLES[(i // 10) % len(_LINESTYLES)])
+          for i, name in enumerate(sorted(names))}
+
+
+def _plot(path: str, xs: np.ndarray, series: Mapping[str, tuple[np.ndarray, float]],
+          styles: Mapping[str, tuple[str, str]], xlabel: str, ylabel: str, title: str,
+          legend_loc: str) -> None:
+  """One figure: a curve [len(xs)] in percent per tracker, legend '<name> [score]' best first."""
+  fig = Figure(figsize=(6.0, 5.0))
+  ax = fig.add_subplot()
+  for name in order_by_score({n: score for n, (_, score) in series.items()}):
+    curve, score = series[name]
+    color, linestyle = styles[name]
+    ax.plot(xs, curve, color=color, linestyle=linestyle, linewidth=2.0,
+            label=f"{name} [{score:.1f}]")
+  ax.set_xlim(float(xs[0]), float(xs[-1]))
+  ax.set_ylim(0.0, 100.0)
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  ax.grid(True, linestyle=":")
+  ax.legend(loc=legend_loc, fontsize="small")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+
+
+def plot_got10k(out_dir: str | os.PathLike, summaries: Mapping[str, dict], title: str) -> list[str]:
+  """GOT-10k's success plot (101 thresholds, legend by AO): `got10k_metrics.summarize` outputs."""
+  from lgtrack_jax.evaluation import got10k_metrics  # pylint: disable=import-outside-toplevel
+  out_dir = os.fspath(out_dir)
+  os.makedirs(out_dir, exist_ok=True)
+  path = os.path.join(out_dir, "success.png")
+  series = {n: (np.asarray(s["success_curve"]), float(s["ao"])) for n, s in summaries.items()}
+  _plot(path, got10k_metrics.SUCCESS_THRESHOLDS, series, _styles(summaries), "Overlap threshold",
+        "Success rate [%]", f"Success plot on {title} (AO)", "lower left")
+  return [path]

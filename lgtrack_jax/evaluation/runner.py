@@ -19,7 +19,7 @@ import tqdm
 from input_pipeline import sources
 from input_pipeline.sources.base import Sequence
 from lgtrack_jax.evaluation import compare as compare_lib
-from lgtrack_jax.evaluation import metrics, plots, results
+from lgtrack_jax.evaluation import metrics, plots, protocols, results
 from lgtrack_jax.tracking.tracker import Job
 
 
@@ -231,6 +231,9 @@ def run(*, config, checkpoint: str | None, dataset: str | None, data_root: str |
   data_root = data_root or config.data.root
   mode = mode or config.eval.mode
   others = parse_compare(compare)  # fail on a bad spec before any tracking
+  kind = protocols.protocol_of(dataset, split)
+  if others and kind != "ope":
+    raise ValueError(f"--compare tables are OPE scores; {dataset} {split} is scored by {kind}")
   seqs = sources.load(dataset, data_root, split, sequences=_read_sequence_list(sequences_file))
   name = tracker if text_ablation == "none" else f"{tracker} (text {text_ablation})"
   extra = {"tracker": name, "dataset": dataset, "split": split, "mode": mode,
@@ -267,8 +270,22 @@ def run(*, config, checkpoint: str | None, dataset: str | None, data_root: str |
         return None
   if config is not None:
     extra["config"] = config.to_dict()
-  summary = score_results(seqs, results_dir, validity=validity, protocol=protocol)
   title = f"{dataset} {split} ({mode})"
+  if visualize:
+    extra["visualizations"] = _visualize(seqs, visualize, text_ablation, results_dir)
+  if kind == "submission":  # ground truth withheld: the benchmark's server scores
+    extra["submission"] = protocols.write_submission(dataset, seqs, results_dir)
+    extra["server"] = protocols.SERVERS[dataset]
+    results.write_json_atomic(os.path.join(results_dir, "metrics.json"), _jsonable(extra))
+    return extra
+  if kind == "got10k":
+    summary = protocols.score_got10k(seqs, results_dir)
+    extra["protocol"] = "got10k"
+    extra["plots"] = plots.plot_got10k(results_dir, {name: summary}, title)
+    record = {**summary, **extra}
+    results.write_json_atomic(os.path.join(results_dir, "metrics.json"), _jsonable(record))
+    return record
+  summary = score_results(seqs, results_dir, validity=validity, protocol=protocol)
   if others:
     if name in others:
       raise ValueError(f"--compare name {name!r} is this run's own name")
@@ -280,17 +297,18 @@ def run(*, config, checkpoint: str | None, dataset: str | None, data_root: str |
     with open(os.path.join(results_dir, "compare.txt"), "w", encoding="utf-8") as f:
       f.write(compare_lib.table(extra["compare"]) + "\n")
     extra["compare_plots"] = plots.plot_curves(os.path.join(results_dir, "compare"), joint, title)
-  if visualize:
-    from lgtrack_jax.evaluation import visualize as vis  # pylint: disable=import-outside-toplevel
-    by_name = {s.name: s for s in seqs}
-    wanted = [v.strip() for v in visualize.split(",") if v.strip()]
-    missing = [v for v in wanted if v not in by_name]
-    if missing:
-      raise ValueError(f"--visualize: {missing} not among the evaluated sequences")
-    sentences = ablate_sentences(seqs, text_ablation)
-    extra["visualizations"] = [
-        vis.render_sequence(by_name[v], results.read_result(results.box_path(results_dir, v)),
-                            os.path.join(results_dir, "visualize"), sentences[v])
-        for v in wanted]
   return write_report(results_dir, name, summary, extra, title)
 
+
+def _visualize(seqs: list[Sequence], which: str, text_ablation: str, results_dir: str) -> list:
+  """GIF + contact sheet of the sequences named in 'SEQ,SEQ' from their result files."""
+  from lgtrack_jax.evaluation import visualize as vis  # pylint: disable=import-outside-toplevel
+  by_name = {s.name: s for s in seqs}
+  wanted = [v.strip() for v in which.split(",") if v.strip()]
+  missing = [v for v in wanted if v not in by_name]
+  if missing:
+    raise ValueError(f"--visualize: {missing} not among the evaluated sequences")
+  sentences = ablate_sentences(seqs, text_ablation)
+  return [vis.render_sequence(by_name[v], results.read_result(results.box_path(results_dir, v)),
+                              os.path.join(results_dir, "visualize"), sentences[v])
+          for v in wanted]
