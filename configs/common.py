@@ -34,6 +34,9 @@ def base_config() -> ml_collections.ConfigDict:
   m.num_heads = 12
   m.mlp_ratio = 4.0
   m.remat = False
+  # ViT attention kernel: 'flax' (einsum), 'xla' or 'cudnn' (jax.nn.dot_product_attention; cudnn
+  # is the fused flash kernel on NVIDIA GPUs, bf16 only). Same params, so switchable any time.
+  m.attention = "flax"
   # Position-embedding grid the ViT was pretrained on (interpolated to template/search grids).
   m.pretrain_grid = 14
   m.emim = ml_collections.ConfigDict()

@@ -87,7 +87,8 @@ class LGTrack(nn.Module):
     self.text_tokens_proj = nn.Dense(d, dtype=dtype)
     self.text_global_proj = nn.Dense(d, dtype=dtype)
     block = nn.remat(Block) if c.remat else Block
-    self.blocks = [block(c.num_heads, c.mlp_ratio, dtype=dtype) for _ in range(c.depth)]
+    self.blocks = [block(c.num_heads, c.mlp_ratio, dtype=dtype, attention=c.attention)
+                   for _ in range(c.depth)]
     if any(not 0 <= i < c.depth for i in c.emim.layers):
       raise ValueError(f"model.emim.layers={c.emim.layers} must index ViT blocks 0..{c.depth - 1}")
     self.emims = [EMIM(c.emim.num_heads, c.emim.mlp_ratio, c.emim.bidirectional,

@@ -35,18 +35,41 @@ class Mlp(nn.Module):
     return nn.Dense(d, dtype=self.dtype, name="fc2")(x)
 
 
+ATTENTION_IMPLS = ("flax", "xla", "cudnn")
+
+
+def attention_fn(impl: str):
+  """The attention kernel of `nn.MultiHeadDotProductAttention` for `model.attention`.
+
+  'flax': flax's einsum attention. 'xla' / 'cudnn': `jax.nn.dot_product_attention` with that
+  implementation (cudnn: the fused flash-attention kernel on NVIDIA GPUs, bf16/fp16 only).
+  q, k, v [B, N, H, Dh] -> [B, N, H, Dh]; same parameters whichever is chosen.
+  """
+  if impl not in ATTENTION_IMPLS:
+    raise ValueError(f"model.attention={impl!r}: expected one of {ATTENTION_IMPLS}")
+  if impl == "flax":
+    return nn.dot_product_attention
+
+  def attention(query, key, value, mask=None):
+    return jax.nn.dot_product_attention(query, key, value, mask=mask, implementation=impl)
+
+  return attention
+
+
 class Block(nn.Module):
   """Pre-norm transformer block: x [B, N, D] -> [B, N, D]."""
 
   num_heads: int
   mlp_ratio: float = 4.0
   dtype: Any = jnp.float32
+  attention: str = "flax"  # see `attention_fn`
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     y = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="norm1")(x)
     x = x + nn.MultiHeadDotProductAttention(
-        num_heads=self.num_heads, dtype=self.dtype, name="attn")(y, y)
+        num_heads=self.num_heads, dtype=self.dtype, attention_fn=attention_fn(self.attention),
+        name="attn")(y, y)
     y = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="norm2")(x)
     return x + Mlp(int(x.shape[-1] * self.mlp_ratio), dtype=self.dtype, name="mlp")(y)
 

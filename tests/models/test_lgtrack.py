@@ -158,3 +158,19 @@ def test_remat_changes_nothing_but_memory(config, model_and_params):
   np.testing.assert_allclose(jax.jit(remat.apply)({"params": params}, **x)["score_logits"],
                              jax.jit(model.apply)({"params": params}, **x)["score_logits"],
                              atol=1e-5)
+
+
+def test_xla_attention_kernel_matches_flax(config, model_and_params):
+  """model.attention='xla' (jax.nn.dot_product_attention) is the same function, same params."""
+  model, params = model_and_params
+  config.unlock()
+  config.model.attention = "xla"
+  fused = lgtrack.build_model(config)
+  x = _inputs(config)
+  np.testing.assert_allclose(jax.jit(fused.apply)({"params": params}, **x)["score_logits"],
+                             jax.jit(model.apply)({"params": params}, **x)["score_logits"],
+                             atol=1e-5)
+  config.model.attention = "flash"
+  with pytest.raises(ValueError, match="model.attention='flash'"):
+    jax.eval_shape(lgtrack.build_model(config).init, jax.random.key(0),
+                   **lgtrack.dummy_inputs(config))
