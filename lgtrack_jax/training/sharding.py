@@ -7,7 +7,10 @@ axis (data and fsdp both consume batch); each host feeds only its slice.
 
 from __future__ import annotations
 
+import collections
+import itertools
 import re
+from collections.abc import Iterator
 
 import jax
 import ml_collections
@@ -78,3 +81,16 @@ def global_batch(local: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Arra
   sharding = batch_sharding(mesh)
   return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
           for k, v in local.items()}
+
+
+def prefetch_to_device(local_batches: Iterator[dict[str, np.ndarray]], mesh: Mesh,
+                       size: int = 2) -> Iterator[dict[str, jax.Array]]:
+  """Yields `global_batch`es `size` steps ahead of their use: the host-to-device copies of the
+  next batches are issued while the device still runs the current step."""
+  queue = collections.deque(global_batch(b, mesh) for b in itertools.islice(local_batches, size))
+  while queue:
+    current = queue.popleft()
+    nxt = next(local_batches, None)  # refill first: `size` batches stay in flight during the step
+    if nxt is not None:
+      queue.append(global_batch(nxt, mesh))
+    yield current

@@ -127,6 +127,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   batches = pipeline.batches(index, config, seed=t.seed, start_step=start,
                              process_index=jax.process_index(),
                              process_count=jax.process_count(), global_batch=t.global_batch)
+  device_batches = sharding_lib.prefetch_to_device(iter(batches), mesh)
   writer = metrics_writer.MetricsWriter(workdir, enabled=is_main)
   preemption = _Preemption()
   bar = tqdm.tqdm(total=t.steps, initial=start, disable=not is_main, unit="step",
@@ -142,7 +143,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
       if profile_window and step == profile_window[0] and is_main:
         jax.profiler.start_trace(os.path.join(workdir, "profile"))
         tracing = True
-      batch = sharding_lib.global_batch(next(batches), mesh)
+      batch = next(device_batches)
       with jax.set_mesh(mesh):
         state, metrics = step_fn(state, batch)
       step += 1
