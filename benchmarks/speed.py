@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from lgtrack_jax.models import lgtrack  # pylint: disable=wrong-import-position
 from lgtrack_jax.models.vit import Block, PatchEmbed
 from lgtrack_jax.tracking.tracker import Job, LGTracker
-from lgtrack_jax.training import optim, sharding, state as state_lib, step as step_lib
+from lgtrack_jax.training import setup as setup_lib, sharding, step as step_lib
 from lgtrack_jax.training.fake_batch import random_batch
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
@@ -188,12 +188,8 @@ def bench_train(config, peak: float) -> None:
   config.train.global_batch = n
   config.mesh.data, config.mesh.fsdp = 1, 1
   mesh = sharding.make_mesh(config, jax.devices()[:1])
-  model = lgtrack.build_model(config)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
-  tx, schedule = optim.make_optimizer(config, shapes)
-  state, shardings = state_lib.create_state(model, tx, mesh, config, jax.random.key(0))
-  step = step_lib.jit_train_step(step_lib.make_train_step(model, tx, schedule, config),
-                                 shardings, sharding.batch_sharding(mesh), mesh)
+  training = setup_lib.build_training(config, mesh, jax.random.key(0))
+  model, state, step = training.model, training.state, training.step
   batch = sharding.global_batch(random_batch(config, n), mesh)
   with jax.set_mesh(mesh):
     lowered = step.lower(state, batch)

@@ -17,13 +17,10 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from lgtrack_jax.models import lgtrack
 from lgtrack_jax.training import checkpoint as ckpt_lib
 from lgtrack_jax.training import metrics_writer
-from lgtrack_jax.training import optim
+from lgtrack_jax.training import setup as setup_lib
 from lgtrack_jax.training import sharding as sharding_lib
-from lgtrack_jax.training import state as state_lib
-from lgtrack_jax.training import step as step_lib
 
 
 def ensure_synthetic_data(config: ml_collections.ConfigDict) -> None:
@@ -97,12 +94,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   index = build_index(config)
 
   mesh = sharding_lib.make_mesh(config)
-  model = lgtrack.build_model(config)
-  params_shape = jax.eval_shape(model.init, jax.random.key(0),
-                                **lgtrack.dummy_inputs(config))["params"]
-  tx, schedule = optim.make_optimizer(config, params_shape)
-  state, shardings = state_lib.create_state(model, tx, mesh, config,
-                                            jax.random.key(config.seed))
+  training = setup_lib.build_training(config, mesh, jax.random.key(config.seed))
+  state = training.state
   ckpt = ckpt_lib.Checkpointer(workdir, keep=t.keep_checkpoints)
   start = ckpt.latest_step()
   if start is not None:
@@ -122,8 +115,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
       logging.info("weights from %s step %d", config.init_from, from_step)
     state = state.replace(params=params)
 
-  step_fn = step_lib.jit_train_step(step_lib.make_train_step(model, tx, schedule, config),
-                                    shardings, sharding_lib.batch_sharding(mesh), mesh)
+  step_fn = training.step
   batches = pipeline.batches(index, config, seed=t.seed, start_step=start,
                              process_index=jax.process_index(),
                              process_count=jax.process_count(), global_batch=t.global_batch)

@@ -25,8 +25,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from input_pipeline import sampler
-from lgtrack_jax.models import lgtrack
-from lgtrack_jax.training import optim, sharding, state as state_lib, step as step_lib
+from lgtrack_jax.training import setup as setup_lib, sharding
 from tests.training.sharded_steps import batch, mesh_config
 
 GLOBAL_BATCH = 8
@@ -47,13 +46,9 @@ def run(data: int, fsdp: int) -> tuple[dict, np.ndarray]:
   mesh = sharding.make_mesh(config)
   owners = [{d.process_index for d in row} for row in mesh.devices]
   out = {"mesh_rows_processes": [sorted(o) for o in owners]}
-  model = lgtrack.build_model(config)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
-  tx, schedule = optim.make_optimizer(config, shapes)
-  state, shardings = state_lib.create_state(model, tx, mesh, config, jax.random.key(0))
-  sharded = sum(1 for s in jax.tree.leaves(shardings.params) if "fsdp" in str(s.spec))
-  step = step_lib.jit_train_step(step_lib.make_train_step(model, tx, schedule, config),
-                                 shardings, sharding.batch_sharding(mesh), mesh)
+  training = setup_lib.build_training(config, mesh, jax.random.key(0))
+  state, step = training.state, training.step
+  sharded = sum(1 for s in jax.tree.leaves(training.shardings.params) if "fsdp" in str(s.spec))
   losses, grad_norms = [], []
   for i in range(3):
     local = local_slice(batch(config, n=GLOBAL_BATCH, seed=i), i)

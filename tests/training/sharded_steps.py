@@ -12,7 +12,7 @@ import numpy as np
 
 from lgtrack_jax.models import lgtrack
 from lgtrack_jax.training import checkpoint as ckpt_lib
-from lgtrack_jax.training import optim, sharding, state as state_lib, step as step_lib
+from lgtrack_jax.training import optim, setup as setup_lib, sharding, state as state_lib
 from lgtrack_jax.training.fake_batch import random_batch
 from tests.conftest import micro_config
 
@@ -31,13 +31,9 @@ def mesh_config(data, fsdp):
 def run(data, fsdp, devices, save_to=None):
   config = mesh_config(data, fsdp)
   mesh = sharding.make_mesh(config, devices)
-  model = lgtrack.build_model(config)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
-  tx, schedule = optim.make_optimizer(config, shapes)
-  state, shardings = state_lib.create_state(model, tx, mesh, config, jax.random.key(0))
-  sharded = sum(1 for s in jax.tree.leaves(shardings.params) if "fsdp" in str(s.spec))
-  step = step_lib.jit_train_step(step_lib.make_train_step(model, tx, schedule, config),
-                                 shardings, sharding.batch_sharding(mesh), mesh)
+  training = setup_lib.build_training(config, mesh, jax.random.key(0))
+  state, step = training.state, training.step
+  sharded = sum(1 for s in jax.tree.leaves(training.shardings.params) if "fsdp" in str(s.spec))
   losses, grad_norms = [], []
   for i in range(3):
     with jax.set_mesh(mesh):  # as train.py: activation constraints on the batch axes are live

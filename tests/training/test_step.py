@@ -4,19 +4,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lgtrack_jax.models import lgtrack
-from lgtrack_jax.training import optim, sharding, state as state_lib, step as step_lib
+from lgtrack_jax.training import setup as setup_lib, sharding
 from tests.training.sharded_steps import batch as make_batch
 
 
 def _one_step(config):
   mesh = sharding.make_mesh(config, jax.devices()[:1])
-  model = lgtrack.build_model(config)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
-  tx, schedule = optim.make_optimizer(config, shapes)
-  state, shardings = state_lib.create_state(model, tx, mesh, config, jax.random.key(0))
-  step = step_lib.jit_train_step(step_lib.make_train_step(model, tx, schedule, config),
-                                 shardings, sharding.batch_sharding(mesh), mesh)
+  training = setup_lib.build_training(config, mesh, jax.random.key(0))
+  state, step = training.state, training.step
   b = make_batch(config)
   for _ in range(2):  # the first update has lr 0 (warmup): the second one moves the params
     state, metrics = step(state, sharding.global_batch(b, mesh))
