@@ -44,6 +44,9 @@ _COMPARE = flags.DEFINE_string("compare", None,
                                "NAME=DIR,NAME=DIR: other trackers' raw results to score alongside.")
 _VISUALIZE = flags.DEFINE_string("visualize", None,
                                  "SEQ[,SEQ]: write a GIF and a contact sheet per sequence.")
+_ATTRIBUTES = flags.DEFINE_string(
+    "attributes", None, "Directory of per-sequence attribute flags (<seq>.txt, e.g. the LaSOT "
+    "toolkit's annos/att/; names.txt names them): per-attribute scores and attributes.png.")
 _SHARD = flags.DEFINE_string("shard", None,
                              "INDEX/COUNT: track only this share of the sequences (independent "
                              "processes, e.g. one per GPU); score later with --analyze_only. "
@@ -72,7 +75,7 @@ def main(argv):
       sequences_file=_SEQUENCES.value, protocol=_PROTOCOL.value, validity=_VALIDITY.value,
       batch_sequences=_BATCH.value or (_CONFIG.value.eval.batch_sequences if _CONFIG.value else 1),
       text_ablation=_ABLATION.value, compare=_COMPARE.value, visualize=_VISUALIZE.value,
-      shard=_parse_shard(_SHARD.value))
+      shard=_parse_shard(_SHARD.value), attributes_dir=_ATTRIBUTES.value)
   if record is None:
     return
   where = f"{record['tracker']} on {record['dataset']}/{record['split']} ({record['mode']})"

@@ -96,3 +96,35 @@ def plot_got10k(out_dir: str | os.PathLike, summaries: Mapping[str, dict], title
   _plot(path, got10k_metrics.SUCCESS_THRESHOLDS, series, _styles(summaries), "Overlap threshold",
         "Success rate [%]", f"Success plot on {title} (AO)", "lower left")
   return [path]
+
+
+def plot_attributes(out_dir: str | os.PathLike, per_attribute: Mapping[str, Mapping[str, dict]],
+                    title: str) -> str:
+  """attributes.png: success AUC per attribute (bars), one bar per tracker, trackers ordered by
+  their mean over attributes. per_attribute: tracker -> attributes.per_attribute output."""
+  out_dir = os.fspath(out_dir)
+  os.makedirs(out_dir, exist_ok=True)
+  names = sorted({a for per in per_attribute.values() for a in per})
+  trackers = order_by_score({t: float(np.mean([p["auc"] for p in per.values()] or [0.0]))
+                             for t, per in per_attribute.items()})
+  styles = _styles(per_attribute)
+  fig = Figure(figsize=(max(6.0, 0.6 * len(names) * max(1, len(trackers)) ** 0.5), 5.0))
+  ax = fig.add_subplot()
+  width = 0.8 / max(1, len(trackers))
+  x = np.arange(len(names))
+  for k, t in enumerate(trackers):
+    per = per_attribute[t]
+    ax.bar(x + k * width, [per[a]["auc"] if a in per else 0.0 for a in names], width,
+           color=styles[t][0], label=t)
+  ax.set_xticks(x + width * (len(trackers) - 1) / 2)
+  ax.set_xticklabels([f"{a} ({next(p[a]['num_sequences'] for p in per_attribute.values() if a in p)})"
+                      for a in names], rotation=45, ha="right", fontsize="small")
+  ax.set_ylim(0.0, 100.0)
+  ax.set_ylabel("Success AUC [%]")
+  ax.set_title(f"Success AUC per attribute on {title}")
+  ax.grid(True, axis="y", linestyle=":")
+  ax.legend(fontsize="small")
+  fig.tight_layout()
+  path = os.path.join(out_dir, "attributes.png")
+  fig.savefig(path, dpi=100)
+  return path

@@ -8,6 +8,7 @@ works on any tracker's raw results (`--analyze_only`).
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import json
 import os
 import time
@@ -18,6 +19,7 @@ import tqdm
 
 from input_pipeline import sources
 from input_pipeline.sources.base import Sequence
+from lgtrack_jax.evaluation import attributes
 from lgtrack_jax.evaluation import compare as compare_lib
 from lgtrack_jax.evaluation import metrics, plots, protocols, results
 from lgtrack_jax.tracking.tracker import Job
@@ -131,8 +133,9 @@ def track_split(tracker, seqs: list[Sequence], results_dir: str, mode: str, *,
 
 
 def score_results(seqs: list[Sequence], results_dir: str, *, validity: str = "all4",
-                  protocol: str = "official") -> dict:
-  """OPE metrics of the result files in `results_dir` against the sequences' ground truth."""
+                  protocol: str = "official", attributes_dir: str | None = None) -> dict:
+  """OPE metrics of the result files in `results_dir` against the sequences' ground truth;
+  with `attributes_dir`, also 'per_attribute' scores (see evaluation/attributes.py)."""
   curves, per_sequence = [], {}
   for seq in seqs:
     path = os.path.join(results_dir, f"{seq.name}.txt")
@@ -149,6 +152,9 @@ def score_results(seqs: list[Sequence], results_dir: str, *, validity: str = "al
   summary = metrics.summarize(curves)
   summary["per_sequence"] = per_sequence
   summary["num_sequences"] = len(seqs)
+  if attributes_dir:
+    names, flags = attributes.read_attributes(attributes_dir, [s.name for s in seqs])
+    summary["per_attribute"] = attributes.per_attribute(curves, names, flags)
   return summary
 
 
@@ -213,12 +219,15 @@ def run(*, config, checkpoint: str | None, dataset: str | None, data_root: str |
         split: str, results_dir: str, mode: str | None, tracker: str, analyze_only: bool,
         sequences_file: str | None, protocol: str, validity: str, batch_sequences: int = 1,
         text_ablation: str = "none", compare: str | None = None,
-        visualize: str | None = None, shard: tuple[int, int] | None = None) -> dict | None:
+        visualize: str | None = None, shard: tuple[int, int] | None = None,
+        attributes_dir: str | None = None) -> dict | None:
   """Tracks (unless analyze_only), scores and reports. Returns the metrics.json record.
 
   `compare`: 'NAME=DIR,...' other trackers' raw result directories, scored on the same sequences
   with the same protocol; the table goes to `compare.txt` and the joint plots to `compare/`.
   `visualize`: 'SEQ,SEQ' sequences drawn as GIF + contact sheet under `visualize/`.
+  `attributes_dir`: per-sequence attribute flags (evaluation/attributes.py): per-attribute
+  scores in metrics.json and `attributes.png` (with `--compare`, for every tracker).
   `shard`: (index, count) of this process's share of the sequences. Default: one shard per JAX
   process (multi-host: after tracking, all processes meet and process 0 scores; `results_dir`
   must be a shared filesystem). Given explicitly (independent processes, e.g. one per GPU), a
@@ -285,18 +294,23 @@ def run(*, config, checkpoint: str | None, dataset: str | None, data_root: str |
     record = {**summary, **extra}
     results.write_json_atomic(os.path.join(results_dir, "metrics.json"), _jsonable(record))
     return record
-  summary = score_results(seqs, results_dir, validity=validity, protocol=protocol)
+  score = functools.partial(score_results, seqs, validity=validity, protocol=protocol,
+                            attributes_dir=attributes_dir)
+  summary = score(results_dir)
+  joint = {name: summary}
   if others:
     if name in others:
       raise ValueError(f"--compare name {name!r} is this run's own name")
     dirs = {name: results_dir, **others}
-    joint = {name: summary, **{o: score_results(seqs, d, validity=validity, protocol=protocol)
-                               for o, d in others.items()}}
+    joint.update({o: score(d) for o, d in others.items()})
     extra["compare"] = {n: {**{k: joint[n][k] for k in ("auc", "precision", "norm_precision")},
                             "results_dir": dirs[n]} for n in joint}
     with open(os.path.join(results_dir, "compare.txt"), "w", encoding="utf-8") as f:
       f.write(compare_lib.table(extra["compare"]) + "\n")
     extra["compare_plots"] = plots.plot_curves(os.path.join(results_dir, "compare"), joint, title)
+  if attributes_dir:
+    extra["attribute_plot"] = plots.plot_attributes(
+        results_dir, {n: s["per_attribute"] for n, s in joint.items()}, title)
   return write_report(results_dir, name, summary, extra, title)
 
 

@@ -117,3 +117,41 @@ def test_server_scored_splits_write_submissions(tmp_path):
     assert z.namelist() == ["abc_1.txt"]
   with pytest.raises(ValueError, match="evaluation server"):
     _run("trackingnet", tmp_path / "trackingnet", tmp_path / "tn_train", split="train")
+
+
+def test_per_attribute_breakdown(tmp_path):
+  root = tmp_path / "lasot"
+  for name in REAL:
+    gt = np.loadtxt(ANNOS / "groundtruth" / f"{name}.txt", delimiter=",")
+    layouts.write_lasot(root, name, len(gt), gt=gt, real=False)
+  (root / "testing_set.txt").write_text("".join(f"{n}\n" for n in REAL))
+  seqs = sources.load("lasot", str(root), "test")
+  att = tmp_path / "att"
+  att.mkdir()
+  flags = {"lion-5": [1] + [0] * 13, "microphone-6": [1, 1] + [0] * 12, "tiger-6": [0, 1] + [0] * 12}
+  for name, f in flags.items():
+    (att / f"{name}.txt").write_text(",".join(map(str, f)) + "\n")
+  out = tmp_path / "noisy"
+  curves = {}
+  for k, seq in enumerate(seqs):
+    pred = _noisy(seq.gt, k)
+    results.write_result(str(out), seq.name, pred, None)
+    curves[seq.name] = metrics.sequence_curves(pred, seq.gt, seq.absent)
+  record = _run("lasot", root, out, analyze_only=True, attributes_dir=str(att),
+                compare=f"same={out}")
+  per = record["per_attribute"]
+  assert set(per) == {"Illumination Variation", "Partial Occlusion"}  # the others: nobody
+  iv = metrics.summarize([curves["lion-5"], curves["microphone-6"]])
+  assert per["Illumination Variation"]["auc"] == pytest.approx(iv["auc"])
+  assert per["Partial Occlusion"]["num_sequences"] == 2
+  assert os.path.getsize(record["attribute_plot"]) > 1000
+  # Named columns, and the errors name the file.
+  (att / "names.txt").write_text("\n".join(f"a{i}" for i in range(14)))
+  assert "a0" in _run("lasot", root, out, analyze_only=True, attributes_dir=str(att))[
+      "per_attribute"]
+  (att / "tiger-6.txt").write_text("0,2\n")
+  with pytest.raises(ValueError, match="tiger-6.txt: line 1: flags must be 0 or 1"):
+    _run("lasot", root, out, analyze_only=True, attributes_dir=str(att))
+  os.remove(att / "tiger-6.txt")
+  with pytest.raises(ValueError, match="no attribute file for 1 sequence.*tiger-6"):
+    _run("lasot", root, out, analyze_only=True, attributes_dir=str(att))
