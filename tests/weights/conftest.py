@@ -45,6 +45,16 @@ def micro_model() -> MicroModel:
   return MicroModel(params, lambda p, z, x: np.asarray(run(p, z, x)))
 
 
+def config_with_init(**init):
+  """The micro config with `model.init.<key> = value` for each keyword (vit, text, tracker)."""
+  config = micro_config()
+  config.unlock()
+  for key, value in init.items():
+    config.model.init[key] = value
+  config.lock()
+  return config
+
+
 @pytest.fixture
 def images() -> tuple[np.ndarray, np.ndarray]:
   """Random uint8 template [2, 32, 32, 3] and search [2, 64, 64, 3] (the micro crop sizes)."""

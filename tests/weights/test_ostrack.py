@@ -11,6 +11,7 @@ import safetensors.numpy
 from lgtrack_jax.weights import convert, ostrack, pretrained
 from tests.conftest import micro_config
 from tests.weights import reference
+from tests.weights.conftest import config_with_init
 
 D, HEADS, DEPTH, PATCH = 32, 2, 2, 16
 # OSTrack's CenterPredictor with inplanes 32, channel 16: 32 -> 16 -> 8 -> 4 -> 2 -> 1|2. The
@@ -65,7 +66,7 @@ def test_backbone_posembs_and_fitting_head_convs(tmp_path, micro_model, images):
   assert set(sd) == {v.split(" ")[0] for v in loaded.values()} | set(ignored)
 
   params, init_report = pretrained.apply_pretrained(
-      _with_init(tracker=dst), micro_model.fresh_params)
+      config_with_init(tracker=dst), micro_model.fresh_params)
   assert init_report.loaded["head/score_conv0/bias"].startswith("init.tracker: ")
   assert "head/score_norm0/scale" in init_report.fresh
 
@@ -84,15 +85,6 @@ def test_backbone_posembs_and_fitting_head_convs(tmp_path, micro_model, images):
   bn = {k: sd[p + "1." + k] for k in ("weight", "bias", "running_mean", "running_var")}
   theirs = reference.conv_bn(feats, sd[p + "0.weight"], sd[p + "0.bias"], bn)
   np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4, rtol=0)
-
-
-def _with_init(**init):
-  config = micro_config()
-  config.unlock()
-  for key, value in init.items():
-    config.model.init[key] = value
-  config.lock()
-  return config
 
 
 def test_other_grids_are_resampled():

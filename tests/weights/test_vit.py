@@ -16,6 +16,7 @@ from lgtrack_jax.weights import checkpoint_io, convert, pretrained
 from lgtrack_jax.weights import vit as vit_lib
 from tests.conftest import micro_config
 from tests.weights import reference
+from tests.weights.conftest import config_with_init
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The micro config's ViT: D 32, 2 heads, 2 blocks, patch 16, grids 2x2 (template), 4x4 (search).
@@ -29,15 +30,6 @@ def _timm_sd(seed: int = 0, grid: int = 3, num_prefix: int = 1, prefix: str = ""
   sd[prefix + "head.weight"] = rng.normal(size=(10, D)).astype(np.float32)
   sd[prefix + "head.bias"] = np.zeros(10, np.float32)
   return sd
-
-
-def _with_init(**init):
-  config = micro_config()
-  config.unlock()
-  for key, value in init.items():
-    config.model.init[key] = value
-  config.lock()
-  return config
 
 
 def _torch():
@@ -66,7 +58,7 @@ def test_timm_safetensors_round_trip_matches_numpy_vit(tmp_path, micro_model, im
   with open(os.path.join(dst, "report.json"), encoding="utf-8") as f:
     assert json.load(f)["kind"] == "vit"
 
-  params, init_report = pretrained.apply_pretrained(_with_init(vit=dst), micro_model.fresh_params)
+  params, init_report = pretrained.apply_pretrained(config_with_init(vit=dst), micro_model.fresh_params)
   assert init_report.loaded["blocks_0/norm1/scale"] == "init.vit: blocks.0.norm1.weight"
   assert "blocks_0/attn/query/kernel" not in init_report.fresh
   assert "decoder/query_embed" in init_report.fresh
