@@ -13,6 +13,7 @@ Keys of each line: name, value, unit, config, batch_sequences, device. Names:
   track_latency_ms        K = 1: median seconds per frame (what a single video sees)
   track_frames_per_s      frames per second with K sequences in flight
   vit_latency_ms          a bare ViT of the same width/depth over the same tokens (reference)
+  vit_gflops_per_frame    its FLOPs
   gflops_per_frame        XLA cost analysis of the per-frame function, divided by K
   train_examples_per_s    per device, steady state
   gflops_per_train_example
@@ -178,6 +179,8 @@ def bench_track(config, peak: float) -> None:
   times = [_timed(lambda: fwd(vit_params, z, x).block_until_ready()) for _ in range(5)]
   tokens = (zs // m.patch_size) ** 2 + (xs // m.patch_size) ** 2
   emit("vit_latency_ms", np.median(times) * 1e3, "ms", 1, tokens=tokens)
+  emit("vit_gflops_per_frame", flops_of(fwd.lower(vit_params, z, x).compile()) / 1e9, "GFLOP", 1,
+       tokens=tokens)
 
 
 def bench_train(config, peak: float) -> None:

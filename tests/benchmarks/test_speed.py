@@ -29,6 +29,7 @@ def test_tracking_benchmark():
     for name in ("track_frames_per_s", "gflops_per_frame", "compile_s", "mfu"):
       assert (name, k) in names, (name, k)
   assert ("track_latency_ms", 1) in names and ("vit_latency_ms", 1) in names
+  assert ("vit_gflops_per_frame", 1) in names
   assert ("peak_memory_mb", None) in names and ("peak_tflops", None) in names
   flops = {l["batch_sequences"]: l["value"] for l in lines if l["name"] == "gflops_per_frame"}
   assert flops[1] > 0 and abs(flops[2] - flops[1]) / flops[1] < 0.05  # per frame, whatever K
