@@ -34,9 +34,15 @@ def train_sources(data: Any) -> list[SourceSpec]:
   A relative root is joined to `data.root`; an empty one is `data.root`. Sources of ratio 0 are
   kept in the list (they are skipped when indexing).
   """
-  entries = tuple(data.train) or ((data.name, data.root, 1.0, data.split),)
+  if not tuple(data.train):  # the single source, its root taken as it is (relative to the cwd)
+    if data.name not in sources.READERS:
+      raise ValueError(f"config.data.name: unknown dataset {data.name!r}; known: "
+                       f"{', '.join(sources.READERS)}")
+    if not data.root:
+      raise ValueError(f"config.data.root: no root for dataset {data.name!r}")
+    return [SourceSpec(str(data.name), str(data.root), 1.0, str(data.split))]
   specs = []
-  for k, entry in enumerate(entries):
+  for k, entry in enumerate(tuple(data.train)):
     if not isinstance(entry, (tuple, list)) or len(entry) != 4:
       raise ValueError(f"config.data.train[{k}] = {entry!r}: expected (name, root, ratio, split)")
     name, root, ratio, split = entry

@@ -81,6 +81,11 @@ def test_train_sources_parsing(tmp_path):
   c = config(name="tnl2k", root="/data/tnl2k", split="test")
   assert mixture.train_sources(c.data) == [mixture.SourceSpec("tnl2k", "/data/tnl2k", 1.0,
                                                               "test")]
+  # A relative single-source root stays relative to the working directory (`make demo` passes
+  # runs/demo/data): it was once joined to itself, runs/demo/data/runs/demo/data.
+  c = config(name="synthetic", root="runs/demo/data", split="train")
+  assert mixture.train_sources(c.data) == [mixture.SourceSpec("synthetic", "runs/demo/data", 1.0,
+                                                              "train")]
   c = config(train=[("lasot", "", 2, "train"), ("got10k", "GOT-10k", 0, "val"),
                     ("tnl2k", "/abs/tnl2k", 1.5, "train")], root="/data")
   assert mixture.train_sources(c.data) == [

@@ -147,3 +147,16 @@ def test_unknown_config_key_is_an_error(tmp_path):
       cwd=REPO, capture_output=True, text=True, timeout=120)
   assert proc.returncode != 0
   assert "lrr" in proc.stderr and "Did you mean" in proc.stderr
+
+
+def test_relative_data_root_is_where_training_and_eval_look(config, tmp_path, monkeypatch):
+  """`make demo` passes a relative root (runs/demo/data): training generates and reads the data
+  there, and eval finds it there."""
+  from input_pipeline import mixture, sources  # pylint: disable=import-outside-toplevel
+  monkeypatch.chdir(tmp_path)
+  config.unlock()
+  config.data.root = os.path.join("runs", "demo", "data")
+  trainer.ensure_synthetic_data(config)
+  assert os.path.exists(os.path.join("runs", "demo", "data", "COMPLETE"))
+  assert [s.root for s in mixture.train_sources(config.data)] == [config.data.root]
+  assert len(sources.load("synthetic", config.data.root, "test")) == config.data.synthetic_test
