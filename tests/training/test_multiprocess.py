@@ -119,6 +119,7 @@ def _flat(tree) -> np.ndarray:
   return np.concatenate([np.asarray(x, np.float32).ravel() for x in jax.tree.leaves(tree)])
 
 
+@pytest.mark.slow  # ~80 s: three processes compile on 2 cores (test_sharding covers the mesh)
 def test_two_processes_train_steps_match_one_device(tmp_path):
   """3 steps on a (data 2, fsdp 4) mesh spanning both processes (data across them, params
   sharded inside each), every process giving `sharding.global_batch` only the rows the pipeline
