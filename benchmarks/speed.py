@@ -97,6 +97,13 @@ def _timed(fn) -> float:
   return time.perf_counter() - t0
 
 
+def compile_timed(lowered) -> tuple[float, float]:
+  """(seconds to compile `lowered`, its FLOPs from XLA's cost analysis): one compilation."""
+  t0 = time.perf_counter()
+  compiled = lowered.compile()
+  return time.perf_counter() - t0, flops_of(compiled)
+
+
 def peak_memory() -> tuple[float, str]:
   stats = jax.devices()[0].memory_stats()
   if stats and "peak_bytes_in_use" in stats:
@@ -141,8 +148,8 @@ def bench_track(config, peak: float) -> None:
 
   for k in (int(v) for v in _BATCH_SEQUENCES.value):
     lowered = tracker.lower_step(k, (h, w))
-    compile_s = _timed(lowered.compile)
-    flops = flops_of(lowered.compile()) / k
+    compile_s, flops = compile_timed(lowered)
+    flops /= k
     list(tracker.track_many(jobs(k, 3), "nl_bbox", k))  # warm-up: compiles every piece
     n = _FRAMES.value
     t0 = time.perf_counter()
@@ -196,8 +203,7 @@ def bench_train(config, peak: float) -> None:
   batch = sharding.global_batch(random_batch(config, n), mesh)
   with jax.set_mesh(mesh):
     lowered = step.lower(state, batch)
-    compile_s = _timed(lowered.compile)
-    flops = flops_of(lowered.compile())
+    compile_s, flops = compile_timed(lowered)
     state, metrics = step(state, batch)  # warm-up
     jax.block_until_ready(metrics)
     t0 = time.perf_counter()

@@ -74,6 +74,22 @@ def bucket(n: int, multiple: int) -> int:
   return -(-n // multiple) * multiple
 
 
+def pad_frames(frames: list[np.ndarray | None], multiple: int) -> tuple[np.ndarray, np.ndarray]:
+  """Frames [H, W, 3] uint8 (None: an idle slot) -> (zero buffer [K, Hb, Wb, 3] uint8 holding
+  each frame in its top-left corner, sides the largest frame's rounded up to `multiple`;
+  valid sizes hw [K, 2] int32, (1, 1) for idle slots)."""
+  present = [f for f in frames if f is not None]
+  hb = bucket(max(f.shape[0] for f in present), multiple)
+  wb = bucket(max(f.shape[1] for f in present), multiple)
+  batch = np.zeros((len(frames), hb, wb, 3), np.uint8)
+  hw = np.ones((len(frames), 2), np.int32)
+  for k, f in enumerate(frames):
+    if f is not None:
+      batch[k, :f.shape[0], :f.shape[1]] = f
+      hw[k] = f.shape[:2]
+  return batch, hw
+
+
 class LGTracker:
   """Tracks sequences with a trained LGTrack, one at a time (`track`) or K at once (`track_many`).
 
@@ -165,23 +181,14 @@ class LGTracker:
     text = self._encode({"params": self.params}, jnp.asarray(ids), jnp.asarray(mask))
     return {**text, "mask": jnp.asarray(mask)}
 
-  def _pad(self, frame: np.ndarray, hb: int, wb: int) -> np.ndarray:
-    out = np.zeros((hb, wb, 3), np.uint8)
-    out[:frame.shape[0], :frame.shape[1]] = frame
-    return out
-
-  def _start(self, slot: _Slot, k: int, num_slots: int, state: dict | None,
-             mode: str) -> dict | None:
-    """Initialises slot k from its job's first frame; returns the updated state (None: empty
-    sequence, nothing to do)."""
+  def _start(self, slot: _Slot, k: int, num_slots: int, state: dict | None, mode: str) -> dict:
+    """Initialises slot k from its job's first frame; returns the updated state."""
     t0 = time.perf_counter()
-    try:
-      frame = next(slot.frames)
-    except StopIteration:
-      return None
-    h, w = frame.shape[:2]
-    padded = self._pad(frame, bucket(h, self._bucket), bucket(w, self._bucket))
-    hw = jnp.array([h, w], jnp.int32)
+    frame = next(slot.frames, None)
+    if frame is None:
+      raise ValueError(f"sequence {slot.job.key!r} has no frames")
+    padded, hw = pad_frames([frame], self._bucket)
+    padded, hw = padded[0], hw[0]
     text = self.encode_sentence(slot.job.sentence if mode != "bbox" else None)
     init_box = (jnp.zeros(4, float) if mode == "nl"
                 else jnp.asarray(slot.job.init_box, float))
@@ -217,10 +224,7 @@ class LGTracker:
               break
             check_request(mode, job.init_box, job.sentence)
             slots[k] = _Slot(job, iter(job.frames), [], [])
-            new_state = self._start(slots[k], k, k_max, state, mode)
-            if new_state is None:  # a sequence without frames
-              raise ValueError(f"sequence {job.key!r} has no frames")
-            state = new_state
+            state = self._start(slots[k], k, k_max, state, mode)
           frames[k] = next(slots[k].frames, None)
           if frames[k] is None:  # finished: hand the result over, refill the slot
             done = slots[k]
@@ -230,14 +234,7 @@ class LGTracker:
       if not active:
         return
       t0 = time.perf_counter()
-      hb = bucket(max(frames[k].shape[0] for k in active), self._bucket)
-      wb = bucket(max(frames[k].shape[1] for k in active), self._bucket)
-      batch = np.zeros((k_max, hb, wb, 3), np.uint8)
-      hw = np.ones((k_max, 2), np.int32)
-      for k in active:
-        h, w = frames[k].shape[:2]
-        batch[k, :h, :w] = frames[k]
-        hw[k] = h, w
+      batch, hw = pad_frames(frames, self._bucket)
       state, boxes, _ = self._step(self.params, batch, hw, state, modes)
       boxes = np.asarray(boxes, np.float64)
       dt = (time.perf_counter() - t0) / len(active)
@@ -251,7 +248,6 @@ class LGTracker:
 
     Returns (boxes [N, 4] float64 xywh px, seconds per frame [N]).
     """
-    check_request(mode, init_box, sentence)
     ((_, boxes, times),) = list(self.track_many([Job(None, frames, init_box, sentence)], mode))
     return boxes, times
 
