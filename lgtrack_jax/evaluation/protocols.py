@@ -45,10 +45,8 @@ def write_submission(dataset: str, seqs: list[Sequence], results_dir: str) -> st
   tmp = path + ".tmp"
   with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
     for seq in seqs:
-      boxes = results.box_path(results_dir, seq.name)
-      if not os.path.exists(boxes):
-        raise FileNotFoundError(f"no result file for sequence {seq.name}: {boxes}")
-      n = len(results.read_result(boxes))
+      boxes, pred = results.read_sequence_result(results_dir, seq.name)
+      n = len(pred)
       if n != len(seq):
         raise ValueError(f"{boxes}: {n} rows for {len(seq)} frames")
       if dataset == "got10k":
@@ -84,10 +82,8 @@ def score_got10k(seqs: list[Sequence], results_dir: str) -> dict:
     if seq.cover is None:
       raise ValueError(f"{seq.dataset}/{seq.name} has no cover.label: the GOT-10k protocol needs "
                        "it (the test split is scored by the server)")
-    path = results.box_path(results_dir, seq.name)
-    if not os.path.exists(path):
-      raise FileNotFoundError(f"no result file for sequence {seq.name}: {path}")
-    pred = results.read_result(path)[:len(seq)]
+    path, pred = results.read_sequence_result(results_dir, seq.name)
+    pred = pred[:len(seq)]
     try:
       seq_ious = got10k_metrics.sequence_ious(pred, seq.gt, seq.cover, image_size(seq))
     except ValueError as e:

@@ -118,6 +118,15 @@ def read_result(path: str | os.PathLike) -> np.ndarray:
   return _read_rows(path, 4)
 
 
+def read_sequence_result(results_dir: str | os.PathLike, seq_name: str) -> tuple[str, np.ndarray]:
+  """(path, [N, 4] boxes) of a sequence's box file in `results_dir`; FileNotFoundError naming
+  the sequence and the path when it is missing."""
+  path = box_path(results_dir, seq_name)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no result file for sequence {seq_name}: {path}")
+  return path, read_result(path)
+
+
 def read_times(path: str | os.PathLike) -> np.ndarray:
   """Reads a `<seq>_time.txt` file. Returns [N] float64 seconds per frame."""
   return _read_rows(path, 1)[:, 0]

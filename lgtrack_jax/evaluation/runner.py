@@ -138,10 +138,7 @@ def score_results(seqs: list[Sequence], results_dir: str, *, validity: str = "al
   with `attributes_dir`, also 'per_attribute' scores (see evaluation/attributes.py)."""
   curves, per_sequence = [], {}
   for seq in seqs:
-    path = os.path.join(results_dir, f"{seq.name}.txt")
-    if not os.path.exists(path):
-      raise FileNotFoundError(f"no result file for sequence {seq.name}: {path}")
-    pred = results.read_result(path)
+    path, pred = results.read_sequence_result(results_dir, seq.name)
     try:
       c = metrics.sequence_curves(pred, seq.gt, seq.absent, validity=validity, protocol=protocol)
     except ValueError as e:
@@ -323,6 +320,6 @@ def _visualize(seqs: list[Sequence], which: str, text_ablation: str, results_dir
   if missing:
     raise ValueError(f"--visualize: {missing} not among the evaluated sequences")
   sentences = ablate_sentences(seqs, text_ablation)
-  return [vis.render_sequence(by_name[v], results.read_result(results.box_path(results_dir, v)),
+  return [vis.render_sequence(by_name[v], results.read_sequence_result(results_dir, v)[1],
                               os.path.join(results_dir, "visualize"), sentences[v])
           for v in wanted]
