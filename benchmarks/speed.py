@@ -42,7 +42,7 @@ from ml_collections import config_flags
 # Run as a script from anywhere: the repository root holds `configs/` (not an installed package).
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from lgtrack_jax.models import lgtrack  # pylint: disable=wrong-import-position
+from lgtrack_jax.models import layers, lgtrack  # pylint: disable=wrong-import-position
 from lgtrack_jax.models.vit import Block, PatchEmbed
 from lgtrack_jax.tracking.tracker import Job, LGTracker
 from lgtrack_jax.training import setup as setup_lib, sharding, step as step_lib
@@ -76,19 +76,22 @@ def emit(name: str, value: float, unit: str, k: int | None = None, **extra) -> N
         flush=True)
 
 
-def peak_flops() -> tuple[float, str]:
-  """(peak FLOP/s of device 0, where the figure comes from)."""
+def peak_flops(dtype) -> tuple[float, str]:
+  """(peak FLOP/s of device 0, where the figure comes from) for compute `dtype`."""
   kind = jax.devices()[0].device_kind
   for key, value in PEAK_FLOPS.items():
     if key.lower() in kind.lower():
       return value, f"table ({key}, dense bf16)"
-  # CPU or unknown: the best of a few large float32 matmuls, all cores.
+  # CPU or unknown: the best of a few large matmuls in the compute dtype, all cores, through the
+  # model's own dot (float32 accumulation for bf16: oneDNN's AMX kernels where the CPU has them).
   n = 2048
-  a = jnp.ones((n, n), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
+  dtype = jnp.dtype(dtype)
+  dot = layers.dot_general_for(dtype) or jax.lax.dot_general
+  a = jnp.ones((n, n), dtype)
+  f = jax.jit(lambda x: dot(x, x, (((1,), (0,)), ((), ()))))
   f(a).block_until_ready()
   best = min(_timed(lambda: f(a).block_until_ready()) for _ in range(5))
-  return 2 * n ** 3 / best, "measured float32 matmul"
+  return 2 * n ** 3 / best, f"measured {dtype.name} matmul"
 
 
 def _timed(fn) -> float:
@@ -232,7 +235,7 @@ def bench_train(config, peak: float) -> None:
 def main(argv):
   del argv
   config = _CONFIG.value
-  peak, source = peak_flops()
+  peak, source = peak_flops(config.model.dtype)
   emit("peak_tflops", peak / 1e12, "TFLOP/s", None, source=source)
   if "track" in _WHAT.value:
     bench_track(config, peak)

@@ -45,6 +45,12 @@ def base_config() -> ml_collections.ConfigDict:
   m.emim.mlp_ratio = 2.0
   m.emim.bidirectional = True  # vision->language refinement of the text stream
   m.emim.global_modulation = True
+  # Candidate elimination (OSTrack): after the attention of each listed ViT block, only the
+  # ceil(keep_ratio * n) search tokens the target's template tokens attend to most go on; the
+  # rest are background and skipped by the later blocks (OSTrack-B: (3, 6, 9), 0.7). () = off.
+  m.ce = ml_collections.ConfigDict()
+  m.ce.layers = ()
+  m.ce.keep_ratio = 0.7
   m.decoder = ml_collections.ConfigDict()
   m.decoder.num_layers = 3
   m.decoder.hidden_size = 256

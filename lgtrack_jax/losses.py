@@ -126,7 +126,13 @@ def total_loss(outputs: dict, batch: dict, config: ml_collections.ConfigDict,
   l1, giou, box_metrics = box_losses(pred, target, weight)
   metrics.update(box_metrics)
   # Vision side of the alignment: search tokens pooled inside the ground-truth box.
-  vision = masked_mean(outputs["vision_tokens"], box_token_mask(target, grid))
+  # Tokens dropped by candidate elimination (`search_kept` False) are zeros, not features: they
+  # are left out unless the box holds no kept token.
+  in_box = box_token_mask(target, grid)
+  if "search_kept" in outputs:
+    kept = in_box & outputs["search_kept"]
+    in_box = jnp.where(kept.any(-1, keepdims=True), kept, in_box)
+  vision = masked_mean(outputs["vision_tokens"], in_box)
   con, con_metrics = contrastive_loss(vision, outputs["text_embed"],
                                       outputs["has_text"] & (weight > 0), outputs["logit_scale"])
   metrics.update(con_metrics)

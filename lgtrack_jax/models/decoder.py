@@ -13,6 +13,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from lgtrack_jax.models import layers
 from lgtrack_jax.models.vit import Mlp
 
 
@@ -27,12 +28,10 @@ class DecoderLayer(nn.Module):
     ln = lambda name: nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=name)
     if q.shape[1] > 1:  # with one query, softmax over one key is 1: self-attention is moot
       y = ln("norm1")(q) + q_pos
-      q = q + nn.MultiHeadDotProductAttention(num_heads=self.num_heads, dtype=self.dtype,
-                                              name="self_attn")(y, y)
+      q = q + layers.Attention(self.num_heads, self.dtype, "self_attn")(y, y)
     y = ln("norm2")(q) + q_pos
-    q = q + nn.MultiHeadDotProductAttention(num_heads=self.num_heads, dtype=self.dtype,
-                                            name="cross_attn")(
-                                                y, memory, mask=memory_mask[:, None, None, :] > 0)
+    q = q + layers.Attention(self.num_heads, self.dtype, "cross_attn")(
+        y, memory, mask=memory_mask[:, None, None, :] > 0)
     return q + Mlp(4 * q.shape[-1], dtype=self.dtype, name="mlp")(ln("norm3")(q))
 
 
@@ -40,7 +39,8 @@ class JointQueryDecoder(nn.Module):
   """Localises the target from the joint query.
 
   Inputs: g_v [B, D] global vision, g_l [B, D] global language (zeros when absent),
-  search [B, Nx, D] search tokens, text [B, L, D], text_mask [B, L] (all 0 when no text).
+  search [B, Nx, D] search tokens, text [B, L, D], text_mask [B, L] (all 0 when no text),
+  search_mask [B, Nx] (0: a token dropped by candidate elimination, not attended; default all 1).
   Returns: q_out [B, Nq, Dd], search features modulated by the query [B, Nx, Dd].
   """
 
@@ -52,17 +52,18 @@ class JointQueryDecoder(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, g_v, g_l, search, text, text_mask):
+  def __call__(self, g_v, g_l, search, text, text_mask, search_mask=None):
     dd = self.hidden_size
     q0 = Mlp(dd, out=dd, dtype=self.dtype, name="joint_mlp")(
         jnp.concatenate([g_v, g_l], axis=-1))[:, None, :]
     q0 = q0 + self.param("query_embed", nn.initializers.normal(0.02), (self.num_queries, dd))
-    fx = nn.Dense(dd, dtype=self.dtype, name="search_proj")(search)
+    fx = layers.Dense(dd, self.dtype, name="search_proj")(search)
     memory = fx
-    memory_mask = jnp.ones(fx.shape[:2], jnp.int32)
+    memory_mask = (jnp.ones(fx.shape[:2], jnp.int32) if search_mask is None
+                   else search_mask.astype(jnp.int32))
     if self.attend_text:
       memory = jnp.concatenate(
-          [fx, nn.Dense(dd, dtype=self.dtype, name="text_proj")(text)], axis=1)
+          [fx, layers.Dense(dd, self.dtype, name="text_proj")(text)], axis=1)
       memory_mask = jnp.concatenate([memory_mask, text_mask.astype(jnp.int32)], axis=1)
     q = q0
     for i in range(self.num_layers):

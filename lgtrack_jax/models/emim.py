@@ -18,6 +18,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from lgtrack_jax.models import layers
 from lgtrack_jax.models.vit import Mlp
 
 
@@ -37,19 +38,18 @@ class EMIM(nn.Module):
     ln = lambda name: nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=name)
 
     alpha_ca = self.param("alpha_ca", nn.initializers.zeros, ())
-    ca = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, dtype=self.dtype,
-                                         name="lang_to_vision")(ln("norm_v")(v), t, mask=attn_mask)
+    ca = layers.Attention(self.num_heads, self.dtype, "lang_to_vision")(
+        ln("norm_v")(v), t, mask=attn_mask)
     v = v + jnp.tanh(alpha_ca) * ca * gate
 
     if self.bidirectional:
       tq = ln("norm_t")(t)
-      t = t + nn.MultiHeadDotProductAttention(num_heads=self.num_heads, dtype=self.dtype,
-                                              name="vision_to_lang")(tq, ln("norm_v2")(v))
+      t = t + layers.Attention(self.num_heads, self.dtype, "vision_to_lang")(tq, ln("norm_v2")(v))
       t = t + Mlp(int(t.shape[-1] * self.mlp_ratio), dtype=self.dtype,
                   name="text_mlp")(ln("norm_t2")(t))
 
     if self.global_modulation:
       alpha_gm = self.param("alpha_gm", nn.initializers.zeros, ())
-      mod = nn.Dense(v.shape[-1], dtype=self.dtype, name="modulation")(g_l)[:, None, :]
+      mod = layers.Dense(v.shape[-1], self.dtype, name="modulation")(g_l)[:, None, :]
       v = v + jnp.tanh(alpha_gm) * v * mod * gate
     return v, t

@@ -7,6 +7,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from lgtrack_jax.models import layers
+
 # Score-map bias so that sigmoid(bias) = 0.1 at init: CenterNet's prior, keeps focal loss stable.
 _SCORE_PRIOR_BIAS = -2.19
 
@@ -26,9 +28,9 @@ class CenterHead(nn.Module):
     def branch(name: str, out: int, bias_init=nn.initializers.zeros):
       y = x
       for i in range(self.num_convs):
-        y = nn.Conv(self.channels, (3, 3), dtype=self.dtype, name=f"{name}_conv{i}")(y)
+        y = layers.Conv(self.channels, (3, 3), self.dtype, f"{name}_conv{i}")(y)
         y = nn.relu(nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=f"{name}_norm{i}")(y))
-      return nn.Conv(out, (1, 1), dtype=self.dtype, bias_init=bias_init, name=f"{name}_out")(y)
+      return layers.Conv(out, (1, 1), self.dtype, f"{name}_out", bias_init=bias_init)(y)
 
     score = branch("score", 1, nn.initializers.constant(_SCORE_PRIOR_BIAS))[..., 0]
     size = nn.sigmoid(branch("size", 2))

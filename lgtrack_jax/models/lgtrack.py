@@ -13,7 +13,8 @@ Outputs: dict with
   score_logits [B, Hf, Wf], size [B, Hf, Wf, 2], offset [B, Hf, Wf, 2] (Hf = Hx / patch),
   boxes [B, 4] normalised cxcywh in the search crop (at the score maximum),
   vision_tokens [B, Nx, E] search tokens in the contrastive space, text_embed [B, E] sentence in
-  the contrastive space, has_text [B] bool, logit_scale [] (learnable inverse temperature, log).
+  the contrastive space, search_kept [B, Nx] bool (False: dropped by candidate elimination;
+  all True without it), has_text [B] bool, logit_scale [] (learnable inverse temperature, log).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from lgtrack_jax.models import head as head_lib
+from lgtrack_jax.models import layers
 from lgtrack_jax.models.decoder import JointQueryDecoder
 from lgtrack_jax.models.emim import EMIM
 from lgtrack_jax.models.text_encoder import TEXT_ENCODER_FIELDS, TextEncoder, pool
@@ -67,6 +69,37 @@ def masked_mean(x: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
   return (x * m).sum(1) / jnp.maximum(m.sum(1), 1)
 
 
+def search_tokens_kept(model_config, num_search: int) -> dict[int, int]:
+  """{block index: search tokens it keeps} for candidate elimination (`model.ce`): each listed
+  block keeps ceil(keep_ratio * the search tokens it receives); blocks where that is all of them
+  are left out. Empty when `ce.layers` is ()."""
+  ce = model_config.ce
+  if any(not 0 <= i < model_config.depth for i in ce.layers):
+    raise ValueError(f"model.ce.layers={ce.layers} must index ViT blocks 0..{model_config.depth - 1}")
+  if ce.layers and not 0 < ce.keep_ratio <= 1:
+    raise ValueError(f"model.ce.keep_ratio={ce.keep_ratio} must be in (0, 1]")
+  keep, n = {}, num_search
+  for i in sorted(set(ce.layers)):
+    if math.ceil(ce.keep_ratio * n) < n:  # a block that would keep every token is a plain block
+      n = math.ceil(ce.keep_ratio * n)
+      keep[i] = n
+  return keep
+
+
+def scatter_tokens(x: jnp.ndarray, positions: jnp.ndarray, num: int
+                   ) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """Kept tokens back onto the full grid: x [B, K, D] at positions [B, K] int32 (distinct, in
+  0..num-1) -> ([B, num, D] with zeros elsewhere, [B, num] bool: which positions were filled).
+  The identity (no copy) when K == num and positions is arange, i.e. nothing was dropped."""
+  b, k, _ = x.shape
+  if k == num:  # no elimination happened: positions are arange(num)
+    return x, jnp.ones((b, num), jnp.bool_)
+  rows = jnp.arange(b)[:, None]
+  full = jnp.zeros((b, num, x.shape[-1]), x.dtype).at[rows, positions].set(x)
+  kept = jnp.zeros((b, num), jnp.bool_).at[rows, positions].set(True)
+  return full, kept
+
+
 class LGTrack(nn.Module):
   """See the module docstring. `config` is the frozen `config.model`; grids in patches."""
 
@@ -84,11 +117,14 @@ class LGTrack(nn.Module):
     self.pos_embed_x = PosEmbed(self.search_grid, d)
     # Stands in for the template tokens in mode 1 (no box: the template image is meaningless).
     self.null_template = self.param("null_template", nn.initializers.normal(0.02), (d,))
-    self.text_tokens_proj = nn.Dense(d, dtype=dtype)
-    self.text_global_proj = nn.Dense(d, dtype=dtype)
+    self.text_tokens_proj = layers.Dense(d, dtype)
+    self.text_global_proj = layers.Dense(d, dtype)
     block = nn.remat(Block) if c.remat else Block
-    self.blocks = [block(c.num_heads, c.mlp_ratio, dtype=dtype, attention=c.attention)
-                   for _ in range(c.depth)]
+    keep = search_tokens_kept(c, self.search_grid[0] * self.search_grid[1])
+    nz = self.template_grid[0] * self.template_grid[1]
+    self.blocks = [block(c.num_heads, c.mlp_ratio, dtype=dtype, attention=c.attention,
+                         num_template=nz, keep_search=keep.get(i, 0))
+                   for i in range(c.depth)]
     if any(not 0 <= i < c.depth for i in c.emim.layers):
       raise ValueError(f"model.emim.layers={c.emim.layers} must index ViT blocks 0..{c.depth - 1}")
     self.emims = [EMIM(c.emim.num_heads, c.emim.mlp_ratio, c.emim.bidirectional,
@@ -98,8 +134,8 @@ class LGTrack(nn.Module):
                                      c.decoder.num_heads, c.decoder.num_queries,
                                      c.decoder.attend_text, dtype=dtype)
     self.head = head_lib.CenterHead(c.head.channels, c.head.num_convs, dtype=dtype)
-    self.vision_embed_proj = nn.Dense(c.embed_dim, dtype=dtype)
-    self.text_embed_proj = nn.Dense(c.embed_dim, dtype=dtype)
+    self.vision_embed_proj = layers.Dense(c.embed_dim, dtype)
+    self.text_embed_proj = layers.Dense(c.embed_dim, dtype)
     self.logit_scale = self.param("logit_scale", nn.initializers.constant(
         math.log(1.0 / c.temperature_init)), ())
 
@@ -129,19 +165,32 @@ class LGTrack(nn.Module):
     x = x + self.pos_embed_x(x_grid).astype(dtype)
     nz = z.shape[1]
 
+    nx = x.shape[1]
+    # The target's template tokens: inside the template box (all of them in mode 1).
+    z_mask = box_token_mask(template_box, z_grid) | no_template[:, :, 0]
+
     v = constrain_batch(jnp.concatenate([z, x], axis=1))
     emim_at = {layer: k for k, layer in enumerate(c.emim.layers)}
+    # Candidate elimination: positions (in the search grid) of the search tokens still in v.
+    search_at = jnp.broadcast_to(jnp.arange(nx, dtype=jnp.int32), (v.shape[0], nx))
     for i, blk in enumerate(self.blocks):
       if i in emim_at:
         v, t = self.emims[emim_at[i]](v, t, t_mask, g_l, has_text)
-      v = constrain_batch(blk(v))
+      if blk.keep_search:
+        v, kept = blk(v, z_mask)
+        search_at = jnp.take_along_axis(search_at, kept, axis=1)
+      else:
+        v = blk(v)
+      v = constrain_batch(v)
     v = self.norm(v)
     z, x = v[:, :nz], v[:, nz:]
+    # Dropped search tokens come back as zeros at their grid positions (OSTrack's recovery).
+    x, search_kept = scatter_tokens(x, search_at, nx)
 
-    # Global vision feature: template tokens inside the template box (all of them in mode 1).
-    z_mask = box_token_mask(template_box, z_grid) | no_template[:, :, 0]
+    # Global vision feature: the target's template tokens.
     g_v = masked_mean(z, z_mask)
-    _, fx = self.decoder(g_v, g_l, x, t, t_mask)
+    _, fx = self.decoder(g_v, g_l, x, t, t_mask, search_kept)
+    fx = fx * search_kept[..., None].astype(fx.dtype)
     fmap = fx.reshape(fx.shape[0], *x_grid, fx.shape[-1])
     score_logits, size, offset = self.head(fmap)
     boxes = head_lib.decode_boxes(score_logits, size, offset)
@@ -152,6 +201,7 @@ class LGTrack(nn.Module):
         "boxes": boxes,
         "vision_tokens": self.vision_embed_proj(x).astype(jnp.float32),
         "text_embed": self.text_embed_proj(text["sentence"].astype(dtype)).astype(jnp.float32),
+        "search_kept": search_kept,
         "has_text": has_text,
         "logit_scale": self.logit_scale,
     }

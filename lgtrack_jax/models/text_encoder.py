@@ -30,6 +30,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from lgtrack_jax.models import layers
+
 # Added to the attention logits of padding keys. Softmax runs in float32, where exp(-1e9 - x)
 # is exactly 0 for any sane logit x, so padding gets no weight; unlike finfo.min it cannot
 # overflow to -inf when added to a negative logit, so a fully padded row stays finite (uniform).
@@ -85,7 +87,7 @@ class _SelfAttention(nn.Module):
     """x: [B, L, H]; mask_bias: float32 [B, 1, 1, L] (0 or _MASK_BIAS) -> [B, L, H]."""
     b, length, _ = x.shape
     head_dim = self.hidden_size // self.num_heads
-    dense = lambda name: nn.Dense(self.hidden_size, dtype=self.dtype, name=name)
+    dense = lambda name: layers.Dense(self.hidden_size, self.dtype, name=name)
 
     def split(t: jnp.ndarray) -> jnp.ndarray:
       return t.reshape(b, length, self.num_heads, head_dim)
@@ -108,9 +110,9 @@ class _Mlp(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     """x: [B, L, H] -> [B, L, H]."""
-    h = nn.Dense(self.intermediate_size, dtype=self.dtype, name="fc1")(x)
+    h = layers.Dense(self.intermediate_size, self.dtype, name="fc1")(x)
     h = nn.gelu(h, approximate=False)
-    return nn.Dense(self.hidden_size, dtype=self.dtype, name="fc2")(h)
+    return layers.Dense(self.hidden_size, self.dtype, name="fc2")(h)
 
 
 class _Layer(nn.Module):

@@ -11,6 +11,9 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from lgtrack_jax.models import layers
 
 
 def resize_posemb(posemb: jnp.ndarray, grid: tuple[int, int]) -> jnp.ndarray:
@@ -30,48 +33,58 @@ class Mlp(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     d = self.out or x.shape[-1]
-    x = nn.Dense(self.hidden, dtype=self.dtype, name="fc1")(x)
+    x = layers.Dense(self.hidden, self.dtype, name="fc1")(x)
     x = nn.gelu(x, approximate=False)
-    return nn.Dense(d, dtype=self.dtype, name="fc2")(x)
+    return layers.Dense(d, self.dtype, name="fc2")(x)
 
 
-ATTENTION_IMPLS = ("flax", "xla", "cudnn")
+def template_attention(q: jnp.ndarray, k: jnp.ndarray, num_template: int,
+                       template_mask: jnp.ndarray) -> jnp.ndarray:
+  """How much the target's template tokens attend to each search token (OSTrack's ranking).
 
-
-def attention_fn(impl: str):
-  """The attention kernel of `nn.MultiHeadDotProductAttention` for `model.attention`.
-
-  'flax': flax's einsum attention. 'xla' / 'cudnn': `jax.nn.dot_product_attention` with that
-  implementation (cudnn: the fused flash-attention kernel on NVIDIA GPUs, bf16/fp16 only).
-  q, k, v [B, N, H, Dh] -> [B, N, H, Dh]; same parameters whichever is chosen.
+  q, k [B, N, H, Dh] (template tokens first); template_mask [B, Nz] bool, the template tokens
+  inside the target box. Softmax over all N keys, as in the block's own attention; the weights on
+  the search keys are averaged over the masked template queries and the heads.
+  Returns [B, N - Nz] float32.
   """
-  if impl not in ATTENTION_IMPLS:
-    raise ValueError(f"model.attention={impl!r}: expected one of {ATTENTION_IMPLS}")
-  if impl == "flax":
-    return nn.dot_product_attention
-
-  def attention(query, key, value, mask=None):
-    return jax.nn.dot_product_attention(query, key, value, mask=mask, implementation=impl)
-
-  return attention
+  qz = q[:, :num_template].astype(jnp.float32) / np.sqrt(q.shape[-1])
+  probs = jax.nn.softmax(jnp.einsum("bqhd,bkhd->bhqk", qz, k.astype(jnp.float32)), axis=-1)
+  w = template_mask.astype(jnp.float32)
+  w = w / jnp.maximum(w.sum(-1, keepdims=True), 1.0)
+  return jnp.einsum("bhqk,bq->bk", probs[..., num_template:], w) / q.shape[2]
 
 
 class Block(nn.Module):
-  """Pre-norm transformer block: x [B, N, D] -> [B, N, D]."""
+  """Pre-norm transformer block: x [B, N, D] -> [B, N, D].
+
+  With `keep_search` > 0 it is also a candidate-elimination block (OSTrack): after the attention,
+  only the `keep_search` search tokens (x[:, num_template:]) that the target's template tokens
+  attend to most go on to the MLP and the later blocks; the others are background and dropped.
+  Then call it with template_mask [B, Nz] bool; it returns (x [B, Nz + keep_search, D],
+  kept [B, keep_search] int32: positions of the kept tokens among the search tokens it was given).
+  """
 
   num_heads: int
   mlp_ratio: float = 4.0
   dtype: Any = jnp.float32
-  attention: str = "flax"  # see `attention_fn`
+  attention: str = "flax"  # see `layers.attention_fn`
+  num_template: int = 0
+  keep_search: int = 0
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, template_mask: jnp.ndarray | None = None):
     y = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="norm1")(x)
-    x = x + nn.MultiHeadDotProductAttention(
-        num_heads=self.num_heads, dtype=self.dtype, attention_fn=attention_fn(self.attention),
-        name="attn")(y, y)
+    a, q, k = layers.SelfAttention(self.num_heads, self.dtype, self.attention, name="attn")(y)
+    x = x + a
+    kept = None
+    if self.keep_search:
+      score = template_attention(q, k, self.num_template, template_mask)
+      _, kept = jax.lax.top_k(score, self.keep_search)
+      search = jnp.take_along_axis(x[:, self.num_template:], kept[..., None], axis=1)
+      x = jnp.concatenate([x[:, :self.num_template], search], axis=1)
     y = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="norm2")(x)
-    return x + Mlp(int(x.shape[-1] * self.mlp_ratio), dtype=self.dtype, name="mlp")(y)
+    x = x + Mlp(int(x.shape[-1] * self.mlp_ratio), dtype=self.dtype, name="mlp")(y)
+    return x if kept is None else (x, kept.astype(jnp.int32))
 
 
 class PatchEmbed(nn.Module):
@@ -84,8 +97,8 @@ class PatchEmbed(nn.Module):
   @nn.compact
   def __call__(self, images: jnp.ndarray) -> tuple[jnp.ndarray, tuple[int, int]]:
     p = self.patch_size
-    x = nn.Conv(self.hidden_size, (p, p), strides=(p, p), padding="VALID",
-                dtype=self.dtype, name="proj")(images)
+    x = layers.Conv(self.hidden_size, (p, p), self.dtype, "proj", strides=(p, p),
+                    padding="VALID")(images)
     b, gh, gw, d = x.shape
     return x.reshape(b, gh * gw, d), (gh, gw)
 

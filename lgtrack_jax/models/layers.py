@@ -1,0 +1,127 @@
+"""Dense, attention and convolution layers with the compute-dtype policy of `config.model.dtype`.
+
+Parameters are always float32; activations and matmul inputs take the compute dtype. With a 16-bit
+compute dtype every matmul and convolution accumulates in float32 (`preferred_element_type`) and
+casts the result back, and attention softmax runs in float32. That is what TPUs and GPUs do inside
+their bf16 units anyway, so there it only fixes the numerics on paper; on CPUs with AMX/AVX512-BF16
+it is also what lets XLA hand the product to oneDNN's bf16 kernels (4x a float32 matmul on this
+project's Xeon), where a bf16 -> bf16 product falls back to a slower path than float32.
+
+Every model file builds its layers here, so the policy lives in one place.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+ATTENTION_IMPLS = ("flax", "xla", "cudnn")
+
+
+def is_low_precision(dtype: Any) -> bool:
+  """True for 16-bit float compute dtypes (bfloat16, float16)."""
+  return jnp.dtype(dtype).itemsize < 4
+
+
+def dot_general_for(dtype: Any) -> Callable | None:
+  """`lax.dot_general` with float32 accumulation for 16-bit `dtype`; None (flax's default) else."""
+  if not is_low_precision(dtype):
+    return None
+
+  def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
+    del preferred_element_type
+    out = jax.lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
+                              preferred_element_type=jnp.float32)
+    return out.astype(dtype)
+
+  return dot_general
+
+
+def conv_for(dtype: Any) -> Callable | None:
+  """`lax.conv_general_dilated` with float32 accumulation for 16-bit `dtype`; None else."""
+  if not is_low_precision(dtype):
+    return None
+
+  def conv(*args, preferred_element_type=None, **kwargs):
+    del preferred_element_type
+    return jax.lax.conv_general_dilated(
+        *args, preferred_element_type=jnp.float32, **kwargs).astype(dtype)
+
+  return conv
+
+
+def Dense(features: int, dtype: Any, name: str | None = None, **kwargs) -> nn.Dense:  # pylint: disable=invalid-name
+  """`nn.Dense` under the dtype policy: [..., Din] -> [..., features] of `dtype`."""
+  return nn.Dense(features, dtype=dtype, dot_general=dot_general_for(dtype), name=name, **kwargs)
+
+
+def Conv(features: int, kernel_size, dtype: Any, name: str | None = None, **kwargs) -> nn.Conv:  # pylint: disable=invalid-name
+  """`nn.Conv` under the dtype policy: [B, H, W, Cin] -> [B, H', W', features] of `dtype`."""
+  return nn.Conv(features, kernel_size, dtype=dtype, conv_general_dilated=conv_for(dtype),
+                 name=name, **kwargs)
+
+
+def attention_fn(impl: str, dtype: Any = jnp.float32):
+  """The attention kernel of `nn.MultiHeadDotProductAttention` for `model.attention`.
+
+  'flax': flax's einsum attention (for 16-bit dtypes: logits and weighted sum accumulate in
+  float32, softmax in float32). 'xla' / 'cudnn':
+  `jax.nn.dot_product_attention` with that implementation (cudnn: the fused flash-attention
+  kernel on NVIDIA GPUs, bf16/fp16 only). q, k, v [B, N, H, Dh] -> [B, N, H, Dh]; the same
+  parameters whichever is chosen.
+  """
+  if impl not in ATTENTION_IMPLS:
+    raise ValueError(f"model.attention={impl!r}: expected one of {ATTENTION_IMPLS}")
+  if impl == "flax":
+    if is_low_precision(dtype):
+      return functools.partial(nn.dot_product_attention, force_fp32_for_softmax=True,
+                               einsum_dot_general=dot_general_for(dtype))
+    return nn.dot_product_attention
+
+  def attention(query, key, value, mask=None):
+    return jax.nn.dot_product_attention(query, key, value, mask=mask, implementation=impl)
+
+  return attention
+
+
+def Attention(num_heads: int, dtype: Any, name: str | None = None, attention: str = "flax"  # pylint: disable=invalid-name
+              ) -> nn.MultiHeadDotProductAttention:
+  """`nn.MultiHeadDotProductAttention` under the dtype policy (q/k/v/out projections accumulate
+  in float32 for 16-bit dtypes) with the `attention` kernel of `attention_fn`.
+
+  Call as (queries [B, Nq, D], keys_values [B, Nk, D], mask=[B, 1|H, Nq|1, Nk] bool) -> [B, Nq, D].
+  """
+  dot = dot_general_for(dtype)
+  return nn.MultiHeadDotProductAttention(
+      num_heads=num_heads, dtype=dtype, attention_fn=attention_fn(attention, dtype),
+      qkv_dot_general=dot, out_dot_general=dot, name=name)
+
+
+class SelfAttention(nn.Module):
+  """Multi-head self-attention with the parameter layout of `nn.MultiHeadDotProductAttention`
+  (query/key/value kernels [D, H, Dh], out [H, Dh, D]; the weight converters rely on it) that
+  also hands back its queries and keys, which candidate elimination ranks tokens with.
+
+  x [B, N, D] -> (out [B, N, D], q [B, N, H, Dh], k [B, N, H, Dh]).
+  """
+
+  num_heads: int
+  dtype: Any = jnp.float32
+  attention: str = "flax"  # see `attention_fn`
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray):
+    d = x.shape[-1]
+    if d % self.num_heads:
+      raise ValueError(f"width {d} is not divisible by num_heads={self.num_heads}")
+    dot = dot_general_for(self.dtype)
+    proj = functools.partial(nn.DenseGeneral, features=(self.num_heads, d // self.num_heads),
+                             axis=-1, dtype=self.dtype, dot_general=dot)
+    q, k, v = (proj(name=name)(x) for name in ("query", "key", "value"))
+    out = attention_fn(self.attention, self.dtype)(q, k, v)
+    out = nn.DenseGeneral(d, axis=(-2, -1), dtype=self.dtype, dot_general=dot, name="out")(out)
+    return out, q, k
