@@ -3,13 +3,15 @@ FLOPs and model FLOPs utilisation. One JSON line per measurement.
 
   python benchmarks/speed.py --config configs/lgtrack_b256.py [--batch_sequences 1,8]
   python benchmarks/speed.py --config configs/tiny.py --config.model.dtype=bfloat16
+  python benchmarks/speed.py --config configs/lgtrack_b256.py --config.model.ce.layers='(3,6,9)'
 
 Random weights and random frames (1280x720 by default, LaSOT's most common size): speed does not
 depend on what the weights are. Tracking runs the real tracker (`LGTracker.track_many`): host
 padding, transfer, crop in the jit, the model, the window and the box mapping, per frame. Training
 runs the real jitted train step (optimizer included) on one device's share of a batch.
 
-Keys of each line: name, value, unit, config, batch_sequences, device. Names:
+Keys of each line: name, value, unit, config, batch_sequences, device, and the speed switches
+dtype, attention, ce ([layers, keep_ratio] or null). Names:
   track_latency_ms        K = 1: median seconds per frame (what a single video sees)
   track_frames_per_s      frames per second with K sequences in flight
   vit_latency_ms          a bare ViT of the same width/depth over the same tokens (reference)
@@ -70,9 +72,14 @@ PEAK_FLOPS = {
 
 
 def emit(name: str, value: float, unit: str, k: int | None = None, **extra) -> None:
+  m = _CONFIG.value.model
   print(json.dumps({"name": name, "value": round(float(value), 4), "unit": unit,
                     "config": config_flags.get_config_filename(flags.FLAGS["config"]),
-                    "batch_sequences": k, "device": jax.devices()[0].device_kind, **extra}),
+                    "batch_sequences": k, "device": jax.devices()[0].device_kind,
+                    # The switches that change speed, so that lines of different runs compare.
+                    "dtype": m.dtype, "attention": m.attention,
+                    "ce": [list(m.ce.layers), m.ce.keep_ratio] if m.ce.layers else None,
+                    **extra}),
         flush=True)
 
 

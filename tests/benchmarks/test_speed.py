@@ -18,13 +18,17 @@ def _run(*args):
   assert proc.returncode == 0, proc.stderr[-3000:]
   lines = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
   for line in lines:
-    assert set(line) >= {"name", "value", "unit", "config", "batch_sequences", "device"}
+    assert set(line) >= {"name", "value", "unit", "config", "batch_sequences", "device", "dtype",
+                         "attention", "ce"}
     assert line["value"] >= 0 and line["config"] == "configs/tiny.py"
   return lines, {(l["name"], l["batch_sequences"]) for l in lines}
 
 
 def test_tracking_benchmark():
-  lines, names = _run("--what=track", "--batch_sequences=1,2", "--frames=2", "--frame_size=90,160")
+  # With candidate elimination on (the plain model is what every other test runs).
+  lines, names = _run("--what=track", "--batch_sequences=1,2", "--frames=2", "--frame_size=90,160",
+                      "--config.model.ce.layers=(0,)")
+  assert all(l["ce"] == [[0], 0.7] and l["dtype"] == "float32" for l in lines)
   for k in (1, 2):
     for name in ("track_frames_per_s", "gflops_per_frame", "compile_s", "mfu"):
       assert (name, k) in names, (name, k)
