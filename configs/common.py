@@ -51,6 +51,12 @@ def base_config() -> ml_collections.ConfigDict:
   m.ce = ml_collections.ConfigDict()
   m.ce.layers = ()
   m.ce.keep_ratio = 0.7
+  # Training warm-up (OSTrack: epochs 20 -> 80 of 300): nothing dropped before warmup_start, then
+  # the keep ratio falls in warmup_stages steps to keep_ratio at warmup_end (fractions of
+  # train.steps; each stage compiles its own step). warmup_end = 0: keep_ratio from step 0.
+  m.ce.warmup_start = 0.067
+  m.ce.warmup_end = 0.267
+  m.ce.warmup_stages = 3
   m.decoder = ml_collections.ConfigDict()
   m.decoder.num_layers = 3
   m.decoder.hidden_size = 256

@@ -115,7 +115,6 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
       logging.info("weights from %s step %d", config.init_from, from_step)
     state = state.replace(params=params)
 
-  step_fn = training.step
   batches = pipeline.batches(index, config, seed=t.seed, start_step=start,
                              process_index=jax.process_index(),
                              process_count=jax.process_count(), global_batch=t.global_batch)
@@ -137,7 +136,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
         tracing = True
       batch = next(device_batches)
       with jax.set_mesh(mesh):
-        state, metrics = step_fn(state, batch)
+        state, metrics = training.step_at(step)(state, batch)
       step += 1
       if tracing and step == profile_window[1]:
         jax.block_until_ready(state)
