@@ -11,10 +11,13 @@ padding, transfer, crop in the jit, the model, the window and the box mapping, p
 runs the real jitted train step (optimizer included) on one device's share of a batch.
 
 Keys of each line: name, value, unit, config, batch_sequences, device, and the speed switches
-dtype, attention, ce ([layers, keep_ratio] or null). Names:
+dtype, attention, conv, ce ([layers, keep_ratio] or null). Names:
   track_latency_ms        K = 1: median seconds per frame (what a single video sees)
   track_frames_per_s      frames per second with K sequences in flight
-  vit_latency_ms          a bare ViT of the same width/depth over the same tokens (reference)
+  vit_latency_ms          K = 1: a bare ViT of the same width/depth over the same tokens, the
+                          reference of the latency target
+  vit_frames_per_s        that bare ViT at batch K: what batching K frames gives on this device
+                          before any tracker cost (the reference of the batched target)
   vit_gflops_per_frame    its FLOPs
   gflops_per_frame        XLA cost analysis of the per-frame function, divided by K
   train_examples_per_s    per device, steady state
@@ -77,7 +80,7 @@ def emit(name: str, value: float, unit: str, k: int | None = None, **extra) -> N
                     "config": config_flags.get_config_filename(flags.FLAGS["config"]),
                     "batch_sequences": k, "device": jax.devices()[0].device_kind,
                     # The switches that change speed, so that lines of different runs compare.
-                    "dtype": m.dtype, "attention": m.attention,
+                    "dtype": m.dtype, "attention": m.attention, "conv": m.conv,
                     "ce": [list(m.ce.layers), m.ce.keep_ratio] if m.ce.layers else None,
                     **extra}),
         flush=True)
@@ -173,7 +176,22 @@ def bench_track(config, peak: float) -> None:
       emit("track_latency_ms", per_frame * 1e3, "ms", k)
     emit("track_frames_per_s", fps, "frames/s", k, note="first frames (init) included")
     emit("mfu", flops * fps / peak, "fraction", k, what="track")
-  # Reference: a bare ViT of the same size over the same template + search tokens, batch 1.
+    vit_fps = bare_vit_frames_per_s(config, k)
+    emit("vit_frames_per_s", vit_fps, "frames/s", k)
+    if k == 1:
+      emit("vit_latency_ms", 1e3 / vit_fps, "ms", k, tokens=_tokens(config))
+      emit("vit_gflops_per_frame", _bare_vit_flops(config) / 1e9, "GFLOP", k,
+           tokens=_tokens(config))
+
+
+def _tokens(config) -> int:
+  p, d = config.model.patch_size, config.data
+  return (d.template_size // p) ** 2 + (d.search_size // p) ** 2
+
+
+def _bare_vit(config, k: int):
+  """A bare ViT of the model's width/depth/dtype over its template + search tokens, batch k:
+  (jitted apply, params, inputs). The reference both speed targets are measured against."""
   m = config.model
   zs, xs = config.data.template_size, config.data.search_size
   dtype = jnp.dtype(m.dtype)
@@ -181,23 +199,28 @@ def bench_track(config, peak: float) -> None:
   class BareViT(nn.Module):
     @nn.compact
     def __call__(self, z, x):
-      embed = PatchEmbed(m.patch_size, m.hidden_size, dtype=dtype)
+      embed = PatchEmbed(m.patch_size, m.hidden_size, dtype=dtype, conv=m.conv)
       v = jnp.concatenate([embed(z)[0], embed(x)[0]], axis=1)
       for _ in range(m.depth):
-        v = Block(m.num_heads, m.mlp_ratio, dtype=dtype)(v)
+        v = Block(m.num_heads, m.mlp_ratio, dtype=dtype, attention=m.attention)(v)
       return v
 
-  z = jnp.zeros((1, zs, zs, 3), dtype)
-  x = jnp.zeros((1, xs, xs, 3), dtype)
+  inputs = (jnp.zeros((k, zs, zs, 3), dtype), jnp.zeros((k, xs, xs, 3), dtype))
   vit = BareViT()
-  vit_params = jax.jit(vit.init)(jax.random.key(0), z, x)
-  fwd = jax.jit(vit.apply)
-  fwd(vit_params, z, x).block_until_ready()
-  times = [_timed(lambda: fwd(vit_params, z, x).block_until_ready()) for _ in range(5)]
-  tokens = (zs // m.patch_size) ** 2 + (xs // m.patch_size) ** 2
-  emit("vit_latency_ms", np.median(times) * 1e3, "ms", 1, tokens=tokens)
-  emit("vit_gflops_per_frame", flops_of(fwd.lower(vit_params, z, x).compile()) / 1e9, "GFLOP", 1,
-       tokens=tokens)
+  return jax.jit(vit.apply), jax.jit(vit.init)(jax.random.key(0), *inputs), inputs
+
+
+def bare_vit_frames_per_s(config, k: int) -> float:
+  """Frames/s of the bare ViT at batch k (median of 5 timed calls after a warm-up)."""
+  fwd, params, inputs = _bare_vit(config, k)
+  fwd(params, *inputs).block_until_ready()
+  times = [_timed(lambda: fwd(params, *inputs).block_until_ready()) for _ in range(5)]
+  return k / float(np.median(times))
+
+
+def _bare_vit_flops(config) -> float:
+  fwd, params, inputs = _bare_vit(config, 1)
+  return flops_of(fwd.lower(params, *inputs).compile())
 
 
 def bench_train(config, peak: float) -> None:

@@ -22,15 +22,17 @@ class CenterHead(nn.Module):
   channels: int
   num_convs: int = 2
   dtype: Any = jnp.float32
+  conv: str = "xla"  # model.conv
 
   @nn.compact
   def __call__(self, x: jnp.ndarray):
     def branch(name: str, out: int, bias_init=nn.initializers.zeros):
       y = x
       for i in range(self.num_convs):
-        y = layers.Conv(self.channels, (3, 3), self.dtype, f"{name}_conv{i}")(y)
+        y = layers.Conv(self.channels, (3, 3), self.dtype, f"{name}_conv{i}", self.conv)(y)
         y = nn.relu(nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=f"{name}_norm{i}")(y))
-      return layers.Conv(out, (1, 1), self.dtype, f"{name}_out", bias_init=bias_init)(y)
+      return layers.Conv(out, (1, 1), self.dtype, f"{name}_out", self.conv,
+                         bias_init=bias_init)(y)
 
     score = branch("score", 1, nn.initializers.constant(_SCORE_PRIOR_BIAS))[..., 0]
     size = nn.sigmoid(branch("size", 2))

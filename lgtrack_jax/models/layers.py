@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 ATTENTION_IMPLS = ("flax", "xla", "cudnn")
+CONV_IMPLS = ("xla", "matmul")
 
 
 def is_low_precision(dtype: Any) -> bool:
@@ -41,15 +42,62 @@ def dot_general_for(dtype: Any) -> Callable | None:
   return dot_general
 
 
-def conv_for(dtype: Any) -> Callable | None:
-  """`lax.conv_general_dilated` with float32 accumulation for 16-bit `dtype`; None else."""
+def conv_as_matmuls(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                    dimension_numbers=None, feature_group_count=1, precision=None,
+                    preferred_element_type=None):
+  """`lax.conv_general_dilated` (same arguments) for NHWC x HWIO, written as matrix products.
+
+  A kernel whose strides equal its size (ViT patches) is one product of the patch vectors with the
+  reshaped kernel; any other kernel is a sum over its taps (kh * kw products of the strided input
+  slice under tap (i, j) with rhs[i, j], a static unroll). Same numbers as the convolution up to
+  summation order. Dilations, feature groups and other layouts go to `lax.conv_general_dilated`.
+  Why: XLA:CPU has no fast bf16 convolution, and its bf16 matmuls do (oneDNN with AMX).
+  """
+  conv = functools.partial(jax.lax.conv_general_dilated, lhs, rhs, window_strides, padding,
+                           lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+                           dimension_numbers=dimension_numbers,
+                           feature_group_count=feature_group_count, precision=precision,
+                           preferred_element_type=preferred_element_type)
+  nhwc = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
+  if (lhs.ndim != 4 or feature_group_count != 1
+      or jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) != nhwc
+      or any(d not in (None, 1) for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))):
+    return conv()
+  kh, kw, cin, cout = rhs.shape
+  sh, sw = window_strides
+  if isinstance(padding, str):
+    padding = jax.lax.padtype_to_pads(lhs.shape[1:3], (kh, kw), window_strides, padding)
+  x = jnp.pad(lhs, ((0, 0), *padding, (0, 0)))
+  b, h, w, _ = x.shape
+  oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+  matmul = functools.partial(jax.lax.dot_general, dimension_numbers=(((3,), (0,)), ((), ())),
+                             precision=precision, preferred_element_type=preferred_element_type)
+  if (sh, sw) == (kh, kw):
+    x = x[:, :oh * kh, :ow * kw].reshape(b, oh, kh, ow, kw, cin).transpose(0, 1, 3, 2, 4, 5)
+    return matmul(x.reshape(b, oh, ow, kh * kw * cin), rhs.reshape(kh * kw * cin, cout))
+  out = None
+  for i in range(kh):
+    for j in range(kw):
+      tap = jax.lax.slice(x, (0, i, j, 0), (b, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, cin),
+                          (1, sh, sw, 1))
+      y = matmul(tap, rhs[i, j])
+      out = y if out is None else out + y
+  return out
+
+
+def conv_for(dtype: Any, impl: str = "xla") -> Callable | None:
+  """The convolution of `nn.Conv` for `model.conv`: 'xla' (`lax.conv_general_dilated`) or
+  'matmul' (`conv_as_matmuls`), accumulating in float32 for a 16-bit `dtype`. None (flax's
+  default) for float32 'xla'."""
+  if impl not in CONV_IMPLS:
+    raise ValueError(f"model.conv={impl!r}: expected one of {CONV_IMPLS}")
+  base = jax.lax.conv_general_dilated if impl == "xla" else conv_as_matmuls
   if not is_low_precision(dtype):
-    return None
+    return None if impl == "xla" else base
 
   def conv(*args, preferred_element_type=None, **kwargs):
     del preferred_element_type
-    return jax.lax.conv_general_dilated(
-        *args, preferred_element_type=jnp.float32, **kwargs).astype(dtype)
+    return base(*args, preferred_element_type=jnp.float32, **kwargs).astype(dtype)
 
   return conv
 
@@ -59,9 +107,11 @@ def Dense(features: int, dtype: Any, name: str | None = None, **kwargs) -> nn.De
   return nn.Dense(features, dtype=dtype, dot_general=dot_general_for(dtype), name=name, **kwargs)
 
 
-def Conv(features: int, kernel_size, dtype: Any, name: str | None = None, **kwargs) -> nn.Conv:  # pylint: disable=invalid-name
-  """`nn.Conv` under the dtype policy: [B, H, W, Cin] -> [B, H', W', features] of `dtype`."""
-  return nn.Conv(features, kernel_size, dtype=dtype, conv_general_dilated=conv_for(dtype),
+def Conv(features: int, kernel_size, dtype: Any, name: str | None = None, impl: str = "xla",  # pylint: disable=invalid-name
+         **kwargs) -> nn.Conv:
+  """`nn.Conv` under the dtype policy: [B, H, W, Cin] -> [B, H', W', features] of `dtype`.
+  `impl`: `model.conv` (same params either way)."""
+  return nn.Conv(features, kernel_size, dtype=dtype, conv_general_dilated=conv_for(dtype, impl),
                  name=name, **kwargs)
 
 

@@ -112,7 +112,7 @@ class LGTrack(nn.Module):
     dtype = jnp.dtype(c.dtype)
     d = c.hidden_size
     self.text_encoder = TextEncoder(**{k: c.text[k] for k in TEXT_ENCODER_FIELDS}, dtype=dtype)
-    self.patch_embed = PatchEmbed(c.patch_size, d, dtype=dtype)
+    self.patch_embed = PatchEmbed(c.patch_size, d, dtype=dtype, conv=c.conv)
     self.pos_embed_z = PosEmbed(self.template_grid, d)
     self.pos_embed_x = PosEmbed(self.search_grid, d)
     # Stands in for the template tokens in mode 1 (no box: the template image is meaningless).
@@ -133,7 +133,8 @@ class LGTrack(nn.Module):
     self.decoder = JointQueryDecoder(c.decoder.num_layers, c.decoder.hidden_size,
                                      c.decoder.num_heads, c.decoder.num_queries,
                                      c.decoder.attend_text, dtype=dtype)
-    self.head = head_lib.CenterHead(c.head.channels, c.head.num_convs, dtype=dtype)
+    self.head = head_lib.CenterHead(c.head.channels, c.head.num_convs, dtype=dtype,
+                                    conv=c.conv)
     self.vision_embed_proj = layers.Dense(c.embed_dim, dtype)
     self.text_embed_proj = layers.Dense(c.embed_dim, dtype)
     self.logit_scale = self.param("logit_scale", nn.initializers.constant(

@@ -93,12 +93,13 @@ class PatchEmbed(nn.Module):
   patch_size: int
   hidden_size: int
   dtype: Any = jnp.float32
+  conv: str = "xla"  # model.conv
 
   @nn.compact
   def __call__(self, images: jnp.ndarray) -> tuple[jnp.ndarray, tuple[int, int]]:
     p = self.patch_size
-    x = layers.Conv(self.hidden_size, (p, p), self.dtype, "proj", strides=(p, p),
-                    padding="VALID")(images)
+    x = layers.Conv(self.hidden_size, (p, p), self.dtype, "proj", self.conv,
+                    strides=(p, p), padding="VALID")(images)
     b, gh, gw, d = x.shape
     return x.reshape(b, gh * gw, d), (gh, gw)
 

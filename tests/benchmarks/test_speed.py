@@ -19,7 +19,7 @@ def _run(*args):
   lines = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
   for line in lines:
     assert set(line) >= {"name", "value", "unit", "config", "batch_sequences", "device", "dtype",
-                         "attention", "ce"}
+                         "attention", "conv", "ce"}
     assert line["value"] >= 0 and line["config"] == "configs/tiny.py"
   return lines, {(l["name"], l["batch_sequences"]) for l in lines}
 
@@ -30,13 +30,16 @@ def test_tracking_benchmark():
                       "--config.model.ce.layers=(0,)")
   assert all(l["ce"] == [[0], 0.7] and l["dtype"] == "float32" for l in lines)
   for k in (1, 2):
-    for name in ("track_frames_per_s", "gflops_per_frame", "compile_s", "mfu"):
+    for name in ("track_frames_per_s", "vit_frames_per_s", "gflops_per_frame", "compile_s", "mfu"):
       assert (name, k) in names, (name, k)
   assert ("track_latency_ms", 1) in names and ("vit_latency_ms", 1) in names
   assert ("vit_gflops_per_frame", 1) in names
   assert ("peak_memory_mb", None) in names and ("peak_tflops", None) in names
   flops = {l["batch_sequences"]: l["value"] for l in lines if l["name"] == "gflops_per_frame"}
   assert flops[1] > 0 and abs(flops[2] - flops[1]) / flops[1] < 0.05  # per frame, whatever K
+  by_name = {(l["name"], l["batch_sequences"]): l["value"] for l in lines}
+  assert by_name[("vit_latency_ms", 1)] == pytest.approx(
+      1e3 / by_name[("vit_frames_per_s", 1)], rel=0.01)  # values are printed rounded
 
 
 @pytest.mark.slow

@@ -55,3 +55,44 @@ def test_float32_uses_flax_defaults():
   for _, p in _products(lambda p, x: dense.apply(p, x), params, x):
     assert p["preferred_element_type"] in (None, jnp.float32)
 
+
+
+@pytest.mark.parametrize("lhs,rhs,strides,padding,kwargs", [
+    ((2, 9, 7, 5), (3, 3, 5, 6), (1, 1), "SAME", {}),  # the head's 3x3
+    ((2, 9, 7, 5), (1, 1, 5, 6), (1, 1), "VALID", {}),  # the head's 1x1
+    ((2, 32, 48, 3), (16, 16, 3, 8), (16, 16), "VALID", {}),  # ViT patches
+    ((1, 35, 33, 3), (16, 16, 3, 8), (16, 16), "VALID", {}),  # patches, ragged edge dropped
+    ((2, 11, 10, 4), (3, 2, 4, 3), (2, 3), ((1, 2), (0, 1)), {}),  # strided, explicit padding
+    ((2, 11, 10, 4), (3, 3, 4, 3), (1, 1), "SAME", {"rhs_dilation": (2, 2)}),  # falls back
+])
+def test_conv_as_matmuls_is_the_convolution(lhs, rhs, strides, padding, kwargs):
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=lhs), jnp.float32)
+  k = jnp.asarray(rng.normal(size=rhs), jnp.float32)
+  dn = jax.lax.conv_dimension_numbers(lhs, rhs, ("NHWC", "HWIO", "NHWC"))
+  ref = jax.lax.conv_general_dilated(x, k, strides, padding, dimension_numbers=dn,
+                                     precision="highest", **kwargs)
+  out = layers.conv_as_matmuls(x, k, strides, padding, dimension_numbers=dn,
+                               precision="highest", **kwargs)
+  assert out.shape == ref.shape
+  np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
+  convs = [n for n, _ in _products(
+      lambda x, k: layers.conv_as_matmuls(x, k, strides, padding, dimension_numbers=dn, **kwargs),
+      x, k) if n == "conv_general_dilated"]
+  assert bool(convs) == bool(kwargs)  # matrix products only, except where it falls back
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_conv_impls_share_params_and_numbers(dtype):
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 8, 8, 4)), jnp.float32)
+  xla, mm = layers.Conv(6, (3, 3), dtype), layers.Conv(6, (3, 3), dtype, impl="matmul")
+  params = xla.init(jax.random.key(0), x)
+  assert jax.tree.structure(params) == jax.tree.structure(mm.init(jax.random.key(0), x))
+  out = mm.apply(params, x)
+  assert out.dtype == dtype
+  np.testing.assert_allclose(np.asarray(out, np.float32), np.asarray(xla.apply(params, x), np.float32),
+                             rtol=0.02, atol=0.02 if dtype == jnp.bfloat16 else 1e-5)
+  for _, p in _products(lambda p, x: mm.apply(p, x), params, x):
+    assert p["preferred_element_type"] == (jnp.float32 if dtype == jnp.bfloat16 else None)
+  with pytest.raises(ValueError, match="model.conv='cudnn'"):
+    layers.Conv(6, (3, 3), dtype, impl="cudnn").init(jax.random.key(0), x)

@@ -174,3 +174,15 @@ def test_xla_attention_kernel_matches_flax(config, model_and_params):
   with pytest.raises(ValueError, match="model.attention='flash'"):
     jax.eval_shape(lgtrack.build_model(config).init, jax.random.key(0),
                    **lgtrack.dummy_inputs(config))
+
+
+def test_matmul_convolutions_match_xla(config, model_and_params):
+  """model.conv='matmul' (patch embedding and head as matrix products) is the same function."""
+  model, params = model_and_params
+  config.unlock()
+  config.model.conv = "matmul"
+  x = _inputs(config)
+  out = jax.jit(lgtrack.build_model(config).apply)({"params": params}, **x)
+  ref = jax.jit(model.apply)({"params": params}, **x)
+  for key in ("score_logits", "size", "offset", "boxes"):
+    np.testing.assert_allclose(out[key], ref[key], atol=1e-5, err_msg=key)
