@@ -207,7 +207,8 @@ def _bare_vit(config, k: int):
 
   inputs = (jnp.zeros((k, zs, zs, 3), dtype), jnp.zeros((k, xs, xs, 3), dtype))
   vit = BareViT()
-  return jax.jit(vit.apply), jax.jit(vit.init)(jax.random.key(0), *inputs), inputs
+  params = layers.cast_kernels(jax.jit(vit.init)(jax.random.key(0), *inputs), dtype)  # as the tracker
+  return jax.jit(vit.apply), params, inputs
 
 
 def bare_vit_frames_per_s(config, k: int) -> float:

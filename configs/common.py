@@ -34,8 +34,9 @@ def base_config() -> ml_collections.ConfigDict:
   m.num_heads = 12
   m.mlp_ratio = 4.0
   m.remat = False
-  # ViT attention kernel: 'flax' (einsum), 'xla' or 'cudnn' (jax.nn.dot_product_attention; cudnn
-  # is the fused flash kernel on NVIDIA GPUs, bf16 only). Same params, so switchable any time.
+  # ViT attention kernel: 'flax' (einsum), 'matmul' (products over a merged batch*heads axis:
+  # faster on CPUs), 'xla' or 'cudnn' (jax.nn.dot_product_attention; cudnn is the fused flash
+  # kernel on NVIDIA GPUs, bf16 only). Same params, so switchable any time.
   m.attention = "flax"
   # Convolutions (patch embedding, head): 'xla' (lax.conv_general_dilated) or 'matmul' (the same
   # convolution as matrix products: 3x faster in bf16 on CPUs, where XLA has no fast bf16

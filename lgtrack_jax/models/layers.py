@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-ATTENTION_IMPLS = ("flax", "xla", "cudnn")
+ATTENTION_IMPLS = ("flax", "xla", "cudnn", "matmul")
 CONV_IMPLS = ("xla", "matmul")
 
 
@@ -102,6 +102,23 @@ def conv_for(dtype: Any, impl: str = "xla") -> Callable | None:
   return conv
 
 
+def cast_kernels(params: Any, dtype: Any) -> Any:
+  """params with every Dense / Conv / attention `kernel` in the 16-bit compute `dtype`, for
+  inference; unchanged for float32.
+
+  Each layer casts its float32 kernel to the compute dtype at every call, which in a per-frame
+  function is a convert of all the weights per frame (on CPU, a fifth of a bf16 ViT-B forward).
+  Cast once, the layers get the very same bf16 kernels and skip the convert. Biases, norms,
+  embeddings and gates stay float32, as the layers use them.
+  """
+  if not is_low_precision(dtype):
+    return params
+
+  def cast(path, leaf):
+    return leaf.astype(dtype) if getattr(path[-1], "key", None) == "kernel" else leaf
+  return jax.tree_util.tree_map_with_path(cast, params)
+
+
 def Dense(features: int, dtype: Any, name: str | None = None, **kwargs) -> nn.Dense:  # pylint: disable=invalid-name
   """`nn.Dense` under the dtype policy: [..., Din] -> [..., features] of `dtype`."""
   return nn.Dense(features, dtype=dtype, dot_general=dot_general_for(dtype), name=name, **kwargs)
@@ -119,7 +136,7 @@ def attention_fn(impl: str, dtype: Any = jnp.float32):
   """The attention kernel of `nn.MultiHeadDotProductAttention` for `model.attention`.
 
   'flax': flax's einsum attention (for 16-bit dtypes: logits and weighted sum accumulate in
-  float32, softmax in float32). 'xla' / 'cudnn':
+  float32, softmax in float32). 'matmul': `attention_as_matmuls`, the same numbers. 'xla' / 'cudnn':
   `jax.nn.dot_product_attention` with that implementation (cudnn: the fused flash-attention
   kernel on NVIDIA GPUs, bf16/fp16 only). q, k, v [B, N, H, Dh] -> [B, N, H, Dh]; the same
   parameters whichever is chosen.
@@ -131,11 +148,40 @@ def attention_fn(impl: str, dtype: Any = jnp.float32):
       return functools.partial(nn.dot_product_attention, force_fp32_for_softmax=True,
                                einsum_dot_general=dot_general_for(dtype))
     return nn.dot_product_attention
+  if impl == "matmul":
+    return functools.partial(attention_as_matmuls,
+                             accumulate=jnp.float32 if is_low_precision(dtype) else None)
 
   def attention(query, key, value, mask=None):
     return jax.nn.dot_product_attention(query, key, value, mask=mask, implementation=impl)
 
   return attention
+
+
+def attention_as_matmuls(query, key, value, mask=None, *, accumulate=None):
+  """Softmax attention as two batched matrix products over one merged batch * heads axis.
+
+  q [B, Nq, H, Dh], k/v [B, Nk, H, Dh], mask broadcastable to [B, H, Nq, Nk] (True: attend)
+  -> [B, Nq, H, Dh]. Flax's function (queries scaled by Dh^-1/2, masked logits at the dtype's
+  minimum); with `accumulate` float32 the logits stay float32 into the softmax. XLA:CPU runs these products 1.3x
+  (batch 1) to 2.5x (batch 8, bf16) faster than the einsums over [B, H] with the fused softmax.
+  """
+  b, nq, h, dh = query.shape
+  nk = key.shape[1]
+
+  def heads_first(t):
+    return t.transpose(0, 2, 1, 3).reshape(b * h, t.shape[1], dh)
+
+  q = heads_first(query / jnp.sqrt(dh).astype(query.dtype))
+  logits = jax.lax.dot_general(q, heads_first(key), (((2,), (2,)), ((0,), (0,))),
+                               preferred_element_type=accumulate)
+  if mask is not None:
+    mask = jnp.broadcast_to(mask, (b, h, nq, nk)).reshape(b * h, nq, nk)
+    logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+  weights = jax.nn.softmax(logits, axis=-1).astype(value.dtype)
+  out = jax.lax.dot_general(weights, heads_first(value), (((2,), (1,)), ((0,), (0,))),
+                            preferred_element_type=accumulate).astype(value.dtype)
+  return out.reshape(b, h, nq, dh).transpose(0, 2, 1, 3)
 
 
 def Attention(num_heads: int, dtype: Any, name: str | None = None, attention: str = "flax"  # pylint: disable=invalid-name

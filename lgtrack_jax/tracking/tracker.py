@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lgtrack_jax.models import lgtrack
+from lgtrack_jax.models import layers, lgtrack
 from lgtrack_jax.models.head import decode_boxes
 from lgtrack_jax.ops import boxes as box_ops
 from lgtrack_jax.ops import crop
@@ -99,7 +99,8 @@ class LGTracker:
   def __init__(self, model: lgtrack.LGTrack, params, config: ml_collections.ConfigDict,
                tokenize: Callable):
     self.model = model
-    self.params = params
+    # Inference only: the matmul weights in the compute dtype once, not cast again every frame.
+    self.params = layers.cast_kernels(params, config.model.dtype)
     self.config = config
     self.tokenize = tokenize
     d = config.data

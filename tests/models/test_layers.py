@@ -1,5 +1,6 @@
 """The compute-dtype policy of models/layers.py: float32 accumulation under bf16, float32 untouched."""
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -96,3 +97,36 @@ def test_conv_impls_share_params_and_numbers(dtype):
     assert p["preferred_element_type"] == (jnp.float32 if dtype == jnp.bfloat16 else None)
   with pytest.raises(ValueError, match="model.conv='cudnn'"):
     layers.Conv(6, (3, 3), dtype, impl="cudnn").init(jax.random.key(0), x)
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda dt: layers.Dense(8, dt), (2, 5, 6)),
+    (lambda dt: layers.Conv(8, (3, 3), dt, impl="matmul"), (2, 6, 6, 4)),
+    (lambda dt: layers.Attention(2, dt), (2, 5, 8)),
+])
+def test_cast_kernels_gives_the_same_numbers(make, shape):
+  x = jnp.asarray(np.random.default_rng(0).normal(size=shape), jnp.float32)
+  module = make(jnp.bfloat16)
+  params = module.init(jax.random.key(0), x)
+  cast = layers.cast_kernels(params, jnp.bfloat16)
+  kinds = {jax.tree_util.keystr(p): l.dtype for p, l in jax.tree_util.tree_leaves_with_path(cast)}
+  assert any("kernel" in k for k in kinds)
+  for key, dtype in kinds.items():
+    assert dtype == (jnp.bfloat16 if "'kernel'" in key else jnp.float32), key
+  np.testing.assert_array_equal(np.asarray(module.apply(cast, x), np.float32),
+                                np.asarray(module.apply(params, x), np.float32))
+  assert layers.cast_kernels(params, jnp.float32) is params
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_attention_as_matmuls_is_flax_attention(masked):
+  rng = np.random.default_rng(2)
+  q, k, v = (jnp.asarray(rng.normal(size=(2, n, 3, 8)), jnp.float32) for n in (5, 7, 7))
+  mask = jnp.asarray(rng.random((2, 1, 1, 7)) > 0.4) if masked else None
+  if masked:
+    mask = mask.at[1].set(False)  # a row with every key masked: uniform weights, as flax
+  ref = flax.linen.dot_product_attention(q, k, v, mask=mask)
+  np.testing.assert_allclose(layers.attention_as_matmuls(q, k, v, mask), ref, rtol=1e-5, atol=1e-6)
+  bf = layers.attention_fn("matmul", jnp.bfloat16)(*(t.astype(jnp.bfloat16) for t in (q, k, v)), mask)
+  assert bf.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(bf, np.float32), ref, atol=0.05)

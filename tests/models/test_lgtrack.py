@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lgtrack_jax import losses
-from lgtrack_jax.models import lgtrack
+from lgtrack_jax.models import layers, lgtrack
 from lgtrack_jax.training import optim
 
 
@@ -160,11 +160,12 @@ def test_remat_changes_nothing_but_memory(config, model_and_params):
                              atol=1e-5)
 
 
-def test_xla_attention_kernel_matches_flax(config, model_and_params):
-  """model.attention='xla' (jax.nn.dot_product_attention) is the same function, same params."""
+@pytest.mark.parametrize("impl", ["xla", "matmul"])
+def test_attention_kernels_match_flax(config, model_and_params, impl):
+  """model.attention='xla' (jax.nn.dot_product_attention) or 'matmul' is the same function."""
   model, params = model_and_params
   config.unlock()
-  config.model.attention = "xla"
+  config.model.attention = impl
   fused = lgtrack.build_model(config)
   x = _inputs(config)
   np.testing.assert_allclose(jax.jit(fused.apply)({"params": params}, **x)["score_logits"],
@@ -186,3 +187,19 @@ def test_matmul_convolutions_match_xla(config, model_and_params):
   ref = jax.jit(model.apply)({"params": params}, **x)
   for key in ("score_logits", "size", "offset", "boxes"):
     np.testing.assert_allclose(out[key], ref[key], atol=1e-5, err_msg=key)
+
+
+def test_bf16_inference_with_kernels_cast_once_is_the_same_function(config, model_and_params):
+  """The tracker's layers.cast_kernels (bf16 weights held, not cast per frame) changes no number of
+  the bf16 model: every kernel the model reads goes through a Dense / Conv / attention cast."""
+  _, params = model_and_params
+  config.unlock()
+  config.model.dtype = "bfloat16"
+  model = lgtrack.build_model(config)
+  x = _inputs(config)
+  cast = layers.cast_kernels(params, jnp.bfloat16)
+  assert {l.dtype for l in jax.tree.leaves(cast)} == {jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float32)}
+  apply = jax.jit(model.apply)
+  out, ref = apply({"params": cast}, **x), apply({"params": params}, **x)
+  for key in ("score_logits", "size", "offset", "boxes", "vision_tokens", "text_embed"):
+    np.testing.assert_array_equal(out[key], ref[key], err_msg=key)
