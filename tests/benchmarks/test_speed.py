@@ -25,10 +25,12 @@ def _run(*args):
 
 
 def test_tracking_benchmark():
-  # With candidate elimination on (the plain model is what every other test runs).
+  # With every speed switch on (the plain float32 model is what every other test runs).
   lines, names = _run("--what=track", "--batch_sequences=1,2", "--frames=2", "--frame_size=90,160",
-                      "--config.model.ce.layers=(0,)")
-  assert all(l["ce"] == [[0], 0.7] and l["dtype"] == "float32" for l in lines)
+                      "--config.model.ce.layers=(0,)", "--config.model.dtype=bfloat16",
+                      "--config.model.conv=matmul", "--config.model.attention=matmul")
+  assert all(l["ce"] == [[0], 0.7] and l["dtype"] == "bfloat16" and l["conv"] == "matmul"
+             and l["attention"] == "matmul" for l in lines)
   for k in (1, 2):
     for name in ("track_frames_per_s", "vit_frames_per_s", "gflops_per_frame", "compile_s", "mfu"):
       assert (name, k) in names, (name, k)
