@@ -18,6 +18,7 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 ATTENTION_IMPLS = ("flax", "xla", "cudnn", "matmul")
 CONV_IMPLS = ("xla", "matmul")
@@ -28,6 +29,89 @@ def is_low_precision(dtype: Any) -> bool:
   return jnp.dtype(dtype).itemsize < 4
 
 
+def _batched_matmul_acc32(a, b, dimension_numbers, precision):
+  """`lax.dot_general(a, b, dimension_numbers)` accumulating in float32, computed as one batched
+  matrix product [Bt, M, K] x [Bt, K, N] of operands laid out behind an optimization barrier.
+  XLA:CPU has bf16 x bf16 = f32 kernels for that form only; without the barrier XLA folds the
+  layout back into the product's dimension numbers."""
+  (ac, bc), (ab, bb) = dimension_numbers
+  a_free = [i for i in range(a.ndim) if i not in ac and i not in ab]
+  b_free = [i for i in range(b.ndim) if i not in bc and i not in bb]
+  size = lambda x, dims: int(np.prod([x.shape[i] for i in dims], dtype=np.int64))
+  a3 = a.transpose((*ab, *a_free, *ac)).reshape(size(a, ab), size(a, a_free), size(a, ac))
+  b3 = b.transpose((*bb, *bc, *b_free)).reshape(size(b, bb), size(b, bc), size(b, b_free))
+  a3, b3 = jax.lax.optimization_barrier((a3, b3))
+  out = jax.lax.dot_general(a3, b3, (((2,), (1,)), ((0,), (0,))), precision=precision,
+                            preferred_element_type=jnp.float32)
+  return out.reshape(*[a.shape[i] for i in ab], *[a.shape[i] for i in a_free],
+                     *[b.shape[i] for i in b_free])
+
+
+def _dot_grads(ct, lhs, rhs, dimension_numbers, precision):
+  """The cotangents of lhs and rhs of `lax.dot_general(lhs, rhs, dimension_numbers)` (JAX's
+  transpose rules), each one product of 16-bit operands accumulating in float32.
+
+  Each product is laid out so that its output is already in the operand's order for the layers
+  here (Dense, DenseGeneral, attention): XLA folds a transposed output back into the product,
+  and XLA:CPU has no bf16 x bf16 = f32 kernel for some of the forms that makes.
+  """
+  (x_contract, y_contract), (x_batch, y_batch) = dimension_numbers
+  x_kept = [i for i in range(lhs.ndim) if i not in x_contract and i not in x_batch]
+  y_kept = [i for i in range(rhs.ndim) if i not in y_contract and i not in y_batch]
+  nb = len(x_batch)
+  ct_batch = tuple(range(nb))
+  ct_x = tuple(range(nb, nb + len(x_kept)))  # ct = [batch, lhs kept, rhs kept]
+  ct_y = tuple(range(nb + len(x_kept), ct.ndim))
+  acc = lambda a, b, dims: _batched_matmul_acc32(a, b, dims, precision)
+  # d lhs = ct . rhs over rhs's kept dims: [batch, lhs kept, rhs contract (rhs order)].
+  d_lhs = acc(ct, rhs, ((ct_y, tuple(y_kept)), (ct_batch, tuple(y_batch))))
+  lhs_of_y = [x_contract[list(y_contract).index(j)] for j in sorted(y_contract)]
+  d_lhs = d_lhs.transpose(tuple(np.argsort([*x_batch, *x_kept, *lhs_of_y])))
+  # d rhs = lhs . ct over lhs's kept dims: [batch, lhs contract (lhs order), rhs kept].
+  d_rhs = acc(lhs, ct, ((tuple(x_kept), ct_x), (tuple(x_batch), ct_batch)))
+  rhs_of_x = [y_contract[list(x_contract).index(i)] for i in sorted(x_contract)]
+  d_rhs = d_rhs.transpose(tuple(np.argsort([*y_batch, *rhs_of_x, *y_kept])))
+  return d_lhs, d_rhs
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _dot_acc32(lhs, rhs, dimension_numbers, precision, out_dtype):
+  """16-bit lhs/rhs -> `out_dtype`, accumulating in float32, and so is the backward pass.
+
+  Differentiated as is, the backward products would take the float32 cotangent of the float32
+  accumulator and the 16-bit operands: mixed products that XLA runs in float32 (on this CPU 5x
+  slower than bf16 x bf16 -> f32; on GPUs off the tensor cores' bf16 rate). Here the cotangent
+  is rounded to the operands' dtype first, which is exact when the output was cast to 16 bits
+  (a float32 output's cotangent loses what a bf16 activation's would)."""
+  return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
+                             preferred_element_type=jnp.float32).astype(out_dtype)
+
+
+def _dot_acc32_fwd(lhs, rhs, dimension_numbers, precision, out_dtype):
+  return _dot_acc32(lhs, rhs, dimension_numbers, precision, out_dtype), (lhs, rhs)
+
+
+def _dot_acc32_bwd(dimension_numbers, precision, out_dtype, residuals, ct):
+  del out_dtype
+  lhs, rhs = residuals
+  d_lhs, d_rhs = _dot_grads(ct.astype(lhs.dtype), lhs, rhs, dimension_numbers, precision)
+  return d_lhs.astype(lhs.dtype), d_rhs.astype(rhs.dtype)
+
+
+_dot_acc32.defvjp(_dot_acc32_fwd, _dot_acc32_bwd)
+
+
+def dot_acc32(lhs, rhs, dimension_numbers, precision=None, out_dtype=None) -> jnp.ndarray:
+  """`lax.dot_general` accumulating in float32, returning `out_dtype` (default: the operands'
+  dtype). For 16-bit operands the backward products are 16-bit too (see `_dot_acc32`)."""
+  out_dtype = jnp.result_type(lhs, rhs) if out_dtype is None else out_dtype
+  if not (is_low_precision(lhs.dtype) and lhs.dtype == rhs.dtype):
+    return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
+                               preferred_element_type=jnp.float32).astype(out_dtype)
+  dims = tuple(tuple(tuple(int(d) for d in ax) for ax in pair) for pair in dimension_numbers)
+  return _dot_acc32(lhs, rhs, dims, precision, jnp.dtype(out_dtype))
+
+
 def dot_general_for(dtype: Any) -> Callable | None:
   """`lax.dot_general` with float32 accumulation for 16-bit `dtype`; None (flax's default) else."""
   if not is_low_precision(dtype):
@@ -35,9 +119,7 @@ def dot_general_for(dtype: Any) -> Callable | None:
 
   def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
     del preferred_element_type
-    out = jax.lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
-                              preferred_element_type=jnp.float32)
-    return out.astype(dtype)
+    return dot_acc32(lhs, rhs, dimension_numbers, precision, dtype)
 
   return dot_general
 
@@ -70,8 +152,12 @@ def conv_as_matmuls(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_di
   x = jnp.pad(lhs, ((0, 0), *padding, (0, 0)))
   b, h, w, _ = x.shape
   oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
-  matmul = functools.partial(jax.lax.dot_general, dimension_numbers=(((3,), (0,)), ((), ())),
-                             precision=precision, preferred_element_type=preferred_element_type)
+  if preferred_element_type == jnp.float32 and is_low_precision(lhs.dtype):
+    matmul = functools.partial(dot_acc32, dimension_numbers=(((3,), (0,)), ((), ())),
+                               precision=precision, out_dtype=jnp.float32)
+  else:
+    matmul = functools.partial(jax.lax.dot_general, dimension_numbers=(((3,), (0,)), ((), ())),
+                               precision=precision, preferred_element_type=preferred_element_type)
   if (sh, sw) == (kh, kw):
     x = x[:, :oh * kh, :ow * kw].reshape(b, oh, kh, ow, kw, cin).transpose(0, 1, 3, 2, 4, 5)
     return matmul(x.reshape(b, oh, ow, kh * kw * cin), rhs.reshape(kh * kw * cin, cout))
@@ -173,14 +259,14 @@ def attention_as_matmuls(query, key, value, mask=None, *, accumulate=None):
     return t.transpose(0, 2, 1, 3).reshape(b * h, t.shape[1], dh)
 
   q = heads_first(query / jnp.sqrt(dh).astype(query.dtype))
-  logits = jax.lax.dot_general(q, heads_first(key), (((2,), (2,)), ((0,), (0,))),
-                               preferred_element_type=accumulate)
+  dot = (jax.lax.dot_general if accumulate is None
+         else functools.partial(dot_acc32, out_dtype=accumulate))
+  logits = dot(q, heads_first(key), (((2,), (2,)), ((0,), (0,))))
   if mask is not None:
     mask = jnp.broadcast_to(mask, (b, h, nq, nk)).reshape(b * h, nq, nk)
     logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
   weights = jax.nn.softmax(logits, axis=-1).astype(value.dtype)
-  out = jax.lax.dot_general(weights, heads_first(value), (((2,), (1,)), ((0,), (0,))),
-                            preferred_element_type=accumulate).astype(value.dtype)
+  out = dot(weights, heads_first(value), (((2,), (1,)), ((0,), (0,)))).astype(value.dtype)
   return out.reshape(b, h, nq, dh).transpose(0, 2, 1, 3)
 
 

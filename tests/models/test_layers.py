@@ -130,3 +130,42 @@ def test_attention_as_matmuls_is_flax_attention(masked):
   bf = layers.attention_fn("matmul", jnp.bfloat16)(*(t.astype(jnp.bfloat16) for t in (q, k, v)), mask)
   assert bf.dtype == jnp.bfloat16
   np.testing.assert_allclose(np.asarray(bf, np.float32), ref, atol=0.05)
+
+
+@pytest.mark.parametrize("lhs,rhs,dims", [
+    ((4, 6), (6, 8), (((1,), (0,)), ((), ()))),  # Dense
+    ((2, 5, 6), (6, 3, 4), (((2,), (0,)), ((), ()))),  # DenseGeneral: q/k/v
+    ((2, 5, 3, 4), (3, 4, 6), (((2, 3), (0, 1)), ((), ()))),  # DenseGeneral: out
+    ((2, 5, 3, 4), (2, 7, 3, 4), (((3,), (3,)), ((0, 2), (0, 2)))),  # attention logits
+    ((6, 4, 3), (3, 6), (((0, 2), (1, 0)), ((), ()))),  # contracting dims out of order
+])
+def test_bf16_products_have_bf16_backward_products(lhs, rhs, dims):
+  """dot_acc32's gradients are JAX's own, and every product of the backward pass takes 16-bit
+  operands (JAX's would take the float32 cotangent: a float32-speed product)."""
+  rng = np.random.default_rng(3)
+  l, r = (jnp.asarray(rng.normal(size=s), jnp.bfloat16) for s in (lhs, rhs))
+  loss = lambda dot: lambda l, r: jnp.sum(dot(l, r).astype(jnp.float32) ** 2)
+  ours = loss(lambda l, r: layers.dot_acc32(l, r, dims))
+  ref = loss(lambda l, r: jax.lax.dot_general(
+      l, r, dims, preferred_element_type=jnp.float32).astype(jnp.bfloat16))
+  for got, want in zip(jax.grad(ours, (0, 1))(l, r), jax.grad(ref, (0, 1))(l, r)):
+    assert got.dtype == want.dtype == jnp.bfloat16 and got.shape == want.shape
+    np.testing.assert_array_equal(np.asarray(got, np.float32), np.asarray(want, np.float32))
+
+  def operand_dtypes(fn):
+    found = []
+
+    def walk(jaxpr):
+      for e in jaxpr.eqns:
+        if e.primitive.name == "dot_general":
+          found.append(tuple(v.aval.dtype for v in e.invars))
+        for v in e.params.values():
+          inner = getattr(v, "jaxpr", v)
+          if hasattr(inner, "eqns"):
+            walk(inner)
+    walk(jax.make_jaxpr(jax.grad(fn, (0, 1)))(l, r).jaxpr)
+    return found
+
+  bf16, f32 = jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float32)
+  assert set(operand_dtypes(ours)) == {(bf16, bf16)}
+  assert (f32, bf16) in set(operand_dtypes(ref))  # what this fixes
