@@ -21,15 +21,16 @@ def batch(config, n=8, seed=0):
   return random_batch(config, n, seed)
 
 
-def mesh_config(data, fsdp):
+def mesh_config(data, fsdp, **model):
   config = micro_config()
   config.unlock()
   config.mesh.data, config.mesh.fsdp, config.mesh.fsdp_min_size = data, fsdp, 64
+  config.model.update(model)
   return config
 
 
-def run(data, fsdp, devices, save_to=None):
-  config = mesh_config(data, fsdp)
+def run(data, fsdp, devices, save_to=None, **model):
+  config = mesh_config(data, fsdp, **model)
   mesh = sharding.make_mesh(config, devices)
   training = setup_lib.build_training(config, mesh, jax.random.key(0))
   state, step = training.state, training.step
@@ -75,6 +76,10 @@ if __name__ == "__main__":
       "1": (1, 1, devs[:1], None), "8": (-1, 1, devs, ckpt_8),
       "2x4": (2, 4, devs, ckpt_2x4)}.items():
     out[name], params[name] = run(data, fsdp, devices, save_to=save_to)
+  # bf16 compute with every CPU speed switch (its custom-VJP products) under fsdp sharding.
+  bf16 = {"dtype": "bfloat16", "conv": "matmul", "attention": "matmul"}
+  out["bf16_1"], _ = run(1, 1, devs[:1], **bf16)
+  out["bf16_2x4"], _ = run(2, 4, devs, **bf16)
   # Checkpoints onto other topologies: 8-way data -> (2, 4) fsdp; (2, 4) -> 1 device, 8-way data,
   # and the way eval.py loads params (first local device).
   params["8_on_2x4"], out["restored_devices_2x4"] = restore_on(ckpt_8, 2, 4, devs)

@@ -35,6 +35,10 @@ def test_data_and_fsdp_meshes_match_one_device(tmp_path):
     # order difference on a near-zero gradient can flip one update: allow a tenth of a step.
     np.testing.assert_allclose(params[name], params["1"], rtol=1e-4, atol=1e-4, err_msg=name)
   assert len(ref["losses"]) == 3 and ref["losses"][2] != ref["losses"][1]
+  # bf16 compute (matmul conv and attention) on the fsdp mesh: one device's losses to bf16 noise.
+  assert np.all(np.isfinite(out["bf16_2x4"]["losses"]))
+  np.testing.assert_allclose(out["bf16_2x4"]["losses"], out["bf16_1"]["losses"], rtol=2e-2)
+  np.testing.assert_allclose(out["bf16_1"]["losses"], ref["losses"], rtol=5e-2)
   # A checkpoint written by the fsdp-sharded 8-device job restores exactly on other topologies.
   assert out["restored_devices_1"] == 1 and out["restored_devices_8"] == 8
   assert out["restored_devices_2x4"] == 8
