@@ -31,16 +31,18 @@ def is_low_precision(dtype: Any) -> bool:
 
 def _batched_matmul_acc32(a, b, dimension_numbers, precision):
   """`lax.dot_general(a, b, dimension_numbers)` accumulating in float32, computed as one batched
-  matrix product [Bt, M, K] x [Bt, K, N] of operands laid out behind an optimization barrier.
-  XLA:CPU has bf16 x bf16 = f32 kernels for that form only; without the barrier XLA folds the
-  layout back into the product's dimension numbers."""
+  matrix product [Bt, M, K] x [Bt, K, N]. XLA:CPU has bf16 x bf16 = f32 kernels for that form
+  only (its generic dot has none), so on CPU the laid-out operands pass an optimization barrier:
+  without it XLA folds the layout back into the product's dimension numbers. Other backends
+  take any form, and get no barrier."""
   (ac, bc), (ab, bb) = dimension_numbers
   a_free = [i for i in range(a.ndim) if i not in ac and i not in ab]
   b_free = [i for i in range(b.ndim) if i not in bc and i not in bb]
   size = lambda x, dims: int(np.prod([x.shape[i] for i in dims], dtype=np.int64))
   a3 = a.transpose((*ab, *a_free, *ac)).reshape(size(a, ab), size(a, a_free), size(a, ac))
   b3 = b.transpose((*bb, *bc, *b_free)).reshape(size(b, bb), size(b, bc), size(b, b_free))
-  a3, b3 = jax.lax.optimization_barrier((a3, b3))
+  if jax.default_backend() == "cpu":
+    a3, b3 = jax.lax.optimization_barrier((a3, b3))
   out = jax.lax.dot_general(a3, b3, (((2,), (1,)), ((0,), (0,))), precision=precision,
                             preferred_element_type=jnp.float32)
   return out.reshape(*[a.shape[i] for i in ab], *[a.shape[i] for i in a_free],
@@ -49,11 +51,7 @@ def _batched_matmul_acc32(a, b, dimension_numbers, precision):
 
 def _dot_grads(ct, lhs, rhs, dimension_numbers, precision):
   """The cotangents of lhs and rhs of `lax.dot_general(lhs, rhs, dimension_numbers)` (JAX's
-  transpose rules), each one product of 16-bit operands accumulating in float32.
-
-  Each product is laid out so that its output is already in the operand's order for the layers
-  here (Dense, DenseGeneral, attention): XLA folds a transposed output back into the product,
-  and XLA:CPU has no bf16 x bf16 = f32 kernel for some of the forms that makes.
+  transpose rules), each one product of the 16-bit cotangent and operand accumulating in float32.
   """
   (x_contract, y_contract), (x_batch, y_batch) = dimension_numbers
   x_kept = [i for i in range(lhs.ndim) if i not in x_contract and i not in x_batch]

@@ -70,16 +70,17 @@ def restore_on(workdir, data, fsdp, devices):
 if __name__ == "__main__":
   devs = jax.devices()
   assert len(devs) == 8, devs
+  if sys.argv[1] == "bf16":
+    # bf16 compute with every CPU speed switch (its custom-VJP products) under fsdp sharding.
+    bf16 = {"dtype": "bfloat16", "conv": "matmul", "attention": "matmul"}
+    json.dump({"1": run(1, 1, devs[:1], **bf16)[0], "2x4": run(2, 4, devs, **bf16)[0]}, sys.stdout)
+    sys.exit(0)
   out, params = {}, {}
   ckpt_2x4, ckpt_8 = sys.argv[2] + "_2x4", sys.argv[2] + "_8"
   for name, (data, fsdp, devices, save_to) in {
       "1": (1, 1, devs[:1], None), "8": (-1, 1, devs, ckpt_8),
       "2x4": (2, 4, devs, ckpt_2x4)}.items():
     out[name], params[name] = run(data, fsdp, devices, save_to=save_to)
-  # bf16 compute with every CPU speed switch (its custom-VJP products) under fsdp sharding.
-  bf16 = {"dtype": "bfloat16", "conv": "matmul", "attention": "matmul"}
-  out["bf16_1"], _ = run(1, 1, devs[:1], **bf16)
-  out["bf16_2x4"], _ = run(2, 4, devs, **bf16)
   # Checkpoints onto other topologies: 8-way data -> (2, 4) fsdp; (2, 4) -> 1 device, 8-way data,
   # and the way eval.py loads params (first local device).
   params["8_on_2x4"], out["restored_devices_2x4"] = restore_on(ckpt_8, 2, 4, devs)

@@ -106,6 +106,7 @@ def test_sigterm_saves_and_rerun_resumes_exactly(config, data_root, tmp_path):
     np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # ~70 s: three short training runs (test_sigterm_... covers resuming)
 def test_init_from_loads_weights_only_and_resume_needs_the_same_batch(config, data_root,
                                                                     tmp_path):
   """`init_from` starts a new run (step 0, fresh optimizer) from another run's weights."""
