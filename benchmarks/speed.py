@@ -176,12 +176,11 @@ def bench_track(config, peak: float) -> None:
       emit("track_latency_ms", per_frame * 1e3, "ms", k)
     emit("track_frames_per_s", fps, "frames/s", k, note="first frames (init) included")
     emit("mfu", flops * fps / peak, "fraction", k, what="track")
-    vit_fps = bare_vit_frames_per_s(config, k)
+    vit_fps, vit_flops = bench_bare_vit(config, k)
     emit("vit_frames_per_s", vit_fps, "frames/s", k)
     if k == 1:
       emit("vit_latency_ms", 1e3 / vit_fps, "ms", k, tokens=_tokens(config))
-      emit("vit_gflops_per_frame", _bare_vit_flops(config) / 1e9, "GFLOP", k,
-           tokens=_tokens(config))
+      emit("vit_gflops_per_frame", vit_flops / 1e9, "GFLOP", k, tokens=_tokens(config))
 
 
 def _tokens(config) -> int:
@@ -207,21 +206,19 @@ def _bare_vit(config, k: int):
 
   inputs = (jnp.zeros((k, zs, zs, 3), dtype), jnp.zeros((k, xs, xs, 3), dtype))
   vit = BareViT()
-  params = layers.cast_kernels(jax.jit(vit.init)(jax.random.key(0), *inputs), dtype)  # as the tracker
+  # Weights held in the compute dtype, as the tracker holds them.
+  params = layers.cast_kernels(jax.jit(vit.init)(jax.random.key(0), *inputs), dtype)
   return jax.jit(vit.apply), params, inputs
 
 
-def bare_vit_frames_per_s(config, k: int) -> float:
-  """Frames/s of the bare ViT at batch k (median of 5 timed calls after a warm-up)."""
+def bench_bare_vit(config, k: int) -> tuple[float, float]:
+  """(frames/s, FLOPs per frame) of the bare ViT at batch k, compiled once: median of 5 timed
+  calls after a warm-up."""
   fwd, params, inputs = _bare_vit(config, k)
-  fwd(params, *inputs).block_until_ready()
-  times = [_timed(lambda: fwd(params, *inputs).block_until_ready()) for _ in range(5)]
-  return k / float(np.median(times))
-
-
-def _bare_vit_flops(config) -> float:
-  fwd, params, inputs = _bare_vit(config, 1)
-  return flops_of(fwd.lower(params, *inputs).compile())
+  compiled = fwd.lower(params, *inputs).compile()
+  compiled(params, *inputs).block_until_ready()
+  times = [_timed(lambda: compiled(params, *inputs).block_until_ready()) for _ in range(5)]
+  return k / float(np.median(times)), flops_of(compiled) / k
 
 
 def bench_train(config, peak: float) -> None:

@@ -39,7 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
   # kernel on NVIDIA GPUs, bf16 only). Same params, so switchable any time.
   m.attention = "flax"
   # Convolutions (patch embedding, head): 'xla' (lax.conv_general_dilated) or 'matmul' (the same
-  # convolution as matrix products: 3x faster in bf16 on CPUs, where XLA has no fast bf16
+  # convolution as matrix products: 2-4x faster in bf16 on CPUs, where XLA has no fast bf16
   # convolution). Same params, so switchable any time.
   m.conv = "xla"
   # Position-embedding grid the ViT was pretrained on (interpolated to template/search grids).

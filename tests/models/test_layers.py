@@ -9,15 +9,15 @@ import pytest
 from lgtrack_jax.models import layers
 
 
-def _products(fn, *args):
-  """Params of every dot_general / conv_general_dilated in the jaxpr of fn(*args), nested ones
+def _product_eqns(fn, *args):
+  """Every dot_general / conv_general_dilated equation in the jaxpr of fn(*args), nested ones
   (pjit, custom_jvp bodies) included."""
   found = []
 
   def walk(jaxpr):
     for e in jaxpr.eqns:
       if e.primitive.name in ("dot_general", "conv_general_dilated"):
-        found.append((e.primitive.name, e.params))
+        found.append(e)
       for v in e.params.values():
         inner = getattr(v, "jaxpr", v)  # ClosedJaxpr -> Jaxpr
         if hasattr(inner, "eqns"):
@@ -25,6 +25,11 @@ def _products(fn, *args):
 
   walk(jax.make_jaxpr(fn)(*args).jaxpr)
   return found
+
+
+def _products(fn, *args):
+  """(primitive name, params) of every product in the jaxpr of fn(*args)."""
+  return [(e.primitive.name, e.params) for e in _product_eqns(fn, *args)]
 
 
 @pytest.mark.parametrize("make,shape", [
@@ -91,7 +96,8 @@ def test_conv_impls_share_params_and_numbers(dtype):
   assert jax.tree.structure(params) == jax.tree.structure(mm.init(jax.random.key(0), x))
   out = mm.apply(params, x)
   assert out.dtype == dtype
-  np.testing.assert_allclose(np.asarray(out, np.float32), np.asarray(xla.apply(params, x), np.float32),
+  np.testing.assert_allclose(np.asarray(out, np.float32),
+                             np.asarray(xla.apply(params, x), np.float32),
                              rtol=0.02, atol=0.02 if dtype == jnp.bfloat16 else 1e-5)
   for _, p in _products(lambda p, x: mm.apply(p, x), params, x):
     assert p["preferred_element_type"] == (jnp.float32 if dtype == jnp.bfloat16 else None)
@@ -127,7 +133,8 @@ def test_attention_as_matmuls_is_flax_attention(masked):
     mask = mask.at[1].set(False)  # a row with every key masked: uniform weights, as flax
   ref = flax.linen.dot_product_attention(q, k, v, mask=mask)
   np.testing.assert_allclose(layers.attention_as_matmuls(q, k, v, mask), ref, rtol=1e-5, atol=1e-6)
-  bf = layers.attention_fn("matmul", jnp.bfloat16)(*(t.astype(jnp.bfloat16) for t in (q, k, v)), mask)
+  bf16 = [t.astype(jnp.bfloat16) for t in (q, k, v)]
+  bf = layers.attention_fn("matmul", jnp.bfloat16)(*bf16, mask)
   assert bf.dtype == jnp.bfloat16
   np.testing.assert_allclose(np.asarray(bf, np.float32), ref, atol=0.05)
 
@@ -153,18 +160,8 @@ def test_bf16_products_have_bf16_backward_products(lhs, rhs, dims):
     np.testing.assert_array_equal(np.asarray(got, np.float32), np.asarray(want, np.float32))
 
   def operand_dtypes(fn):
-    found = []
-
-    def walk(jaxpr):
-      for e in jaxpr.eqns:
-        if e.primitive.name == "dot_general":
-          found.append(tuple(v.aval.dtype for v in e.invars))
-        for v in e.params.values():
-          inner = getattr(v, "jaxpr", v)
-          if hasattr(inner, "eqns"):
-            walk(inner)
-    walk(jax.make_jaxpr(jax.grad(fn, (0, 1)))(l, r).jaxpr)
-    return found
+    return [tuple(v.aval.dtype for v in e.invars)
+            for e in _product_eqns(jax.grad(fn, (0, 1)), l, r) if e.primitive.name == "dot_general"]
 
   bf16, f32 = jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float32)
   assert set(operand_dtypes(ours)) == {(bf16, bf16)}

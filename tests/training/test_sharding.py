@@ -15,15 +15,19 @@ from lgtrack_jax.training import sharding
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_data_and_fsdp_meshes_match_one_device(tmp_path):
+def _sharded_steps(*args: str) -> dict:
+  """Runs tests/training/sharded_steps.py on 8 simulated CPU devices; its JSON output."""
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", PYTHONPATH=REPO,
              JAX_PLATFORMS="cpu")
-  params_file = str(tmp_path / "params.npz")
   proc = subprocess.run([sys.executable, os.path.join(REPO, "tests/training/sharded_steps.py"),
-                         params_file, str(tmp_path / "ckpt")],
-                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+                         *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-4000:]
-  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_data_and_fsdp_meshes_match_one_device(tmp_path):
+  params_file = str(tmp_path / "params.npz")
+  out = _sharded_steps(params_file, str(tmp_path / "ckpt"))
   assert out["1"]["sharded_params"] == 0 and out["8"]["sharded_params"] == 0
   assert out["2x4"]["sharded_params"] > 0  # fsdp really shards parameters
   ref = out["1"]
@@ -47,12 +51,7 @@ def test_data_and_fsdp_meshes_match_one_device(tmp_path):
 @pytest.mark.slow  # ~60 s: two more compilations of the train step
 def test_bf16_with_matmul_switches_on_fsdp_mesh_matches_one_device():
   """bf16 compute with conv/attention as matmuls (custom-VJP products) on the (2, 4) mesh."""
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", PYTHONPATH=REPO,
-             JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, os.path.join(REPO, "tests/training/sharded_steps.py"),
-                         "bf16"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stderr[-4000:]
-  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  out = _sharded_steps("bf16")
   assert out["2x4"]["sharded_params"] > 0 and np.all(np.isfinite(out["2x4"]["losses"]))
   np.testing.assert_allclose(out["2x4"]["losses"], out["1"]["losses"], rtol=2e-2)
 
