@@ -20,6 +20,7 @@ def _one_step(config):
   return state, metrics
 
 
+@pytest.mark.slow  # ~50 s: keeps the default suite clear of 15 minutes
 def test_grad_accumulation_4x2_equals_batch_8(config):
   # In-batch InfoNCE negatives differ by construction between micro-batches of 2 and a batch of
   # 8; every other term is a per-sample mean, so without it the two must agree.
