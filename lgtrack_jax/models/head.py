@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from lgtrack_jax.models import layers
@@ -17,6 +18,12 @@ class CenterHead(nn.Module):
   """features [B, H, W, C] -> score logits [B, H, W], size [B, H, W, 2], offset [B, H, W, 2].
 
   size is sigmoid (w, h as a fraction of the crop); offset is the sub-cell centre position.
+
+  With `select_cells` (score logits [B, H, W] float32 -> cells [B, 2] int32 (row, col)), the size
+  and offset branches run only over the receptive field of the selected cells, and size and offset
+  come back as [B, 2] at those cells. A tracker reads the box at one cell per frame, so this is the
+  same box for about a third of the head's FLOPs (two of its three branches, each a stack of
+  `num_convs` 3x3 convolutions, shrink from H x W cells to (2 * num_convs + 1)^2 and less).
   """
 
   channels: int
@@ -25,34 +32,72 @@ class CenterHead(nn.Module):
   conv: str = "xla"  # model.conv
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray):
+  def __call__(self, x: jnp.ndarray, select_cells: Callable | None = None):
     def branch(name: str, out: int, bias_init=nn.initializers.zeros):
-      y = x
-      for i in range(self.num_convs):
-        y = layers.Conv(self.channels, (3, 3), self.dtype, f"{name}_conv{i}", self.conv)(y)
-        y = nn.relu(nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=f"{name}_norm{i}")(y))
-      return layers.Conv(out, (1, 1), self.dtype, f"{name}_out", self.conv,
-                         bias_init=bias_init)(y)
+      convs = [layers.Conv(self.channels, (3, 3), self.dtype, f"{name}_conv{i}", self.conv)
+               for i in range(self.num_convs)]
+      norms = [nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=f"{name}_norm{i}")
+               for i in range(self.num_convs)]
+      last = layers.Conv(out, (1, 1), self.dtype, f"{name}_out", self.conv, bias_init=bias_init)
 
-    score = branch("score", 1, nn.initializers.constant(_SCORE_PRIOR_BIAS))[..., 0]
-    size = nn.sigmoid(branch("size", 2))
-    offset = branch("offset", 2)
-    return score.astype(jnp.float32), size.astype(jnp.float32), offset.astype(jnp.float32)
+      def apply(y, valid=None):
+        """valid [B, h, w] (window mode): a 'SAME' convolution over the window is right except on
+        its border ring, which is dropped after each layer; cells outside the feature map are
+        zeroed, as the full map's zero padding has them."""
+        for conv, norm in zip(convs, norms):
+          y = nn.relu(norm(conv(y)))
+          if valid is not None:
+            valid = valid[:, 1:-1, 1:-1]
+            y = y[:, 1:-1, 1:-1] * valid[..., None].astype(y.dtype)
+        return last(y)
+
+      return apply
+
+    score = branch("score", 1, nn.initializers.constant(_SCORE_PRIOR_BIAS))(x)[..., 0]
+    score = score.astype(jnp.float32)
+    size_branch, offset_branch = branch("size", 2), branch("offset", 2)
+    if select_cells is None:
+      return (score, nn.sigmoid(size_branch(x)).astype(jnp.float32),
+              offset_branch(x).astype(jnp.float32))
+    cells = select_cells(score)
+    window, valid = receptive_windows(x, cells, self.num_convs)
+    size = nn.sigmoid(size_branch(window, valid))[:, 0, 0]
+    offset = offset_branch(window, valid)[:, 0, 0]
+    return score, size.astype(jnp.float32), offset.astype(jnp.float32), cells
+
+
+def receptive_windows(x: jnp.ndarray, cells: jnp.ndarray, radius: int
+                      ) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """The (2 * radius + 1)^2 windows of x [B, H, W, C] centred on cells [B, 2] int32 (row, col),
+  zero outside the map -> (windows [B, 2r+1, 2r+1, C], valid [B, 2r+1, 2r+1] bool: inside)."""
+  b, h, w, c = x.shape
+  size = 2 * radius + 1
+  padded = jnp.pad(x, ((0, 0), (radius, radius), (radius, radius), (0, 0)))
+  windows = jax.vmap(lambda img, rc: jax.lax.dynamic_slice(
+      img, (rc[0], rc[1], jnp.zeros_like(rc[0])), (size, size, c)))(padded, cells)
+  rows = cells[:, 0, None] + jnp.arange(-radius, radius + 1)  # [B, 2r+1]
+  cols = cells[:, 1, None] + jnp.arange(-radius, radius + 1)
+  valid = (((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :])
+  return windows, valid
+
+
+def box_at_cells(size: jnp.ndarray, offset: jnp.ndarray, cells: jnp.ndarray,
+                 grid: tuple[int, int]) -> jnp.ndarray:
+  """The box of each cell from the head's outputs there: size/offset [B, 2], cells [B, 2] int
+  (row, col), grid (H, W) -> [B, 4] normalised cxcywh in the crop: centre = (cell + offset) / grid.
+  """
+  h, w = grid
+  cx = (cells[:, 1].astype(jnp.float32) + offset[:, 0]) / w
+  cy = (cells[:, 0].astype(jnp.float32) + offset[:, 1]) / h
+  return jnp.stack([cx, cy, size[:, 0], size[:, 1]], axis=-1)
 
 
 def boxes_at(size: jnp.ndarray, offset: jnp.ndarray, cells: jnp.ndarray) -> jnp.ndarray:
-  """Boxes read at given cells: size/offset [B, H, W, 2], cells [B, 2] int (row, col) -> [B, 4].
-
-  The box is normalised cxcywh in the crop: centre = (cell + offset) / grid.
-  """
-  b, h, w, _ = size.shape
+  """Boxes read at given cells of the maps: size/offset [B, H, W, 2], cells [B, 2] int (row, col)
+  -> [B, 4] normalised cxcywh in the crop (see `box_at_cells`)."""
+  batch = jnp.arange(size.shape[0])
   rows, cols = cells[:, 0], cells[:, 1]
-  batch = jnp.arange(b)
-  off = offset[batch, rows, cols]
-  wh = size[batch, rows, cols]
-  cx = (cols.astype(jnp.float32) + off[:, 0]) / w
-  cy = (rows.astype(jnp.float32) + off[:, 1]) / h
-  return jnp.stack([cx, cy, wh[:, 0], wh[:, 1]], axis=-1)
+  return box_at_cells(size[batch, rows, cols], offset[batch, rows, cols], cells, size.shape[1:3])
 
 
 def argmax_cells(score: jnp.ndarray) -> jnp.ndarray:

@@ -9,9 +9,13 @@ Inputs of `LGTrack.__call__` (B = batch):
   mode          [B] int32: 0 box only (text masked), 1 language only (template masked),
                 2 box + language
   text          optional output of `encode_text` (tracking encodes the sentence once per sequence)
+  select_cells  optional: score logits [B, Hf, Wf] float32 -> cells [B, 2] int32 (row, col), the
+                cell each box is read at (tracking: the windowed score's peak). The head then
+                computes size and offset only there (see `CenterHead`).
 Outputs: dict with
-  score_logits [B, Hf, Wf], size [B, Hf, Wf, 2], offset [B, Hf, Wf, 2] (Hf = Hx / patch),
-  boxes [B, 4] normalised cxcywh in the search crop (at the score maximum),
+  score_logits [B, Hf, Wf], size [B, Hf, Wf, 2], offset [B, Hf, Wf, 2] (Hf = Hx / patch; with
+  `select_cells`: size and offset [B, 2] at the selected cells, and cells [B, 2] int32),
+  boxes [B, 4] normalised cxcywh in the search crop (at the score maximum, or the selected cells),
   vision_tokens [B, Nx, E] search tokens in the contrastive space, text_embed [B, E] sentence in
   the contrastive space, search_kept [B, Nx] bool (False: dropped by candidate elimination;
   all True without it), has_text [B] bool, logit_scale [] (learnable inverse temperature, log).
@@ -147,7 +151,8 @@ class LGTrack(nn.Module):
       tokens = jax.lax.stop_gradient(tokens)
     return {"tokens": tokens, "sentence": pool(tokens, text_mask, self.config.text.pool)}
 
-  def __call__(self, template, search, template_box, text_ids, text_mask, mode, text=None):
+  def __call__(self, template, search, template_box, text_ids, text_mask, mode, text=None,
+               select_cells=None):
     c = self.config
     dtype = jnp.dtype(c.dtype)
     if text is None:
@@ -193,13 +198,18 @@ class LGTrack(nn.Module):
     _, fx = self.decoder(g_v, g_l, x, t, t_mask, search_kept)
     fx = fx * search_kept[..., None].astype(fx.dtype)
     fmap = fx.reshape(fx.shape[0], *x_grid, fx.shape[-1])
-    score_logits, size, offset = self.head(fmap)
-    boxes = head_lib.decode_boxes(score_logits, size, offset)
+    if select_cells is None:
+      score_logits, size, offset = self.head(fmap)
+      boxes, at = head_lib.decode_boxes(score_logits, size, offset), {}
+    else:
+      score_logits, size, offset, cells = self.head(fmap, select_cells)
+      boxes, at = head_lib.box_at_cells(size, offset, cells, x_grid), {"cells": cells}
     return {
         "score_logits": score_logits,
         "size": size,
         "offset": offset,
         "boxes": boxes,
+        **at,
         "vision_tokens": self.vision_embed_proj(x).astype(jnp.float32),
         "text_embed": self.text_embed_proj(text["sentence"].astype(dtype)).astype(jnp.float32),
         "search_kept": search_kept,

@@ -32,7 +32,7 @@ import ml_collections
 import numpy as np
 
 from lgtrack_jax.models import layers, lgtrack
-from lgtrack_jax.models.head import decode_boxes
+from lgtrack_jax.models.head import argmax_cells
 from lgtrack_jax.ops import boxes as box_ops
 from lgtrack_jax.ops import crop
 from lgtrack_jax.ops.window import hann2d
@@ -114,12 +114,13 @@ class LGTracker:
     self._set_slot = jax.jit(_set_slot, donate_argnums=0)
 
   # --- jitted pieces (pure functions of arrays) ----------------------------------------------
-  def _apply(self, params, template, search, template_box, text, mode):
-    """Batched LGTrack on precomputed text: template/search [K, S, S, 3], mode [K] int32."""
+  def _apply(self, params, template, search, template_box, text, mode, select_cells):
+    """Batched LGTrack on precomputed text: template/search [K, S, S, 3], mode [K] int32; boxes
+    read at `select_cells(score_logits)` (the head's size/offset branches run only there)."""
     return self.model.apply(
         {"params": params}, template, search, template_box,
         jnp.zeros_like(text["mask"]), text["mask"], mode,
-        text={"tokens": text["tokens"], "sentence": text["sentence"]})
+        text={"tokens": text["tokens"], "sentence": text["sentence"]}, select_cells=select_cells)
 
   def _init_fn(self, params, frame, hw, box, text, *, ground: bool):
     """First frame of one sequence: padded frame [Hb, Wb, 3] uint8, valid size hw [2] int32,
@@ -132,7 +133,7 @@ class LGTracker:
       search = crop.resize_full(frame, self._xs, hw)
       template = jnp.zeros((1, self._zs, self._zs, 3), float)
       out = self._apply(params, template, search[None], jnp.array([[0.5, 0.5, 1.0, 1.0]]),
-                        text, jnp.ones((1,), jnp.int32))
+                        text, jnp.ones((1,), jnp.int32), argmax_cells)
       cx, cy, bw, bh = out["boxes"][0]
       h, w = hw[0].astype(float), hw[1].astype(float)
       box = box_ops.clip_xywh_to_image(
@@ -149,11 +150,14 @@ class LGTracker:
     """
     regions = crop.crop_region(state["box"], self.config.data.search_factor)
     search = jax.vmap(crop.crop_and_resize, in_axes=(0, 0, None, 0))(frames, regions, self._xs, hw)
-    out = self._apply(params, state["template"], search, state["template_box"], state, mode)
-    score = jax.nn.sigmoid(out["score_logits"])
     wi = self.config.eval.window_influence
-    windowed = (1 - wi) * score + wi * self._window[None]
-    box_crop = decode_boxes(windowed, out["size"], out["offset"])
+
+    def peaks(score_logits):  # the Hanning-window penalty (OSTrack): favour small motion
+      return argmax_cells((1 - wi) * jax.nn.sigmoid(score_logits) + wi * self._window[None])
+
+    out = self._apply(params, state["template"], search, state["template_box"], state, mode, peaks)
+    score = jax.nn.sigmoid(out["score_logits"])
+    box_crop = out["boxes"]
     hwf = hw.astype(float)
     box = box_ops.clip_xywh_to_image(crop.box_from_crop(box_crop, regions), hwf[:, 1], hwf[:, 0])
     box = jnp.where(jnp.all(jnp.isfinite(box), -1, keepdims=True), box, state["box"])

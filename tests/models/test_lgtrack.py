@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lgtrack_jax import losses
-from lgtrack_jax.models import layers, lgtrack
+from lgtrack_jax.models import head as head_lib, layers, lgtrack
 from lgtrack_jax.training import optim
 
 
@@ -157,6 +157,23 @@ def test_remat_changes_nothing_but_memory(config, model_and_params):
   x = _inputs(config)
   np.testing.assert_allclose(jax.jit(remat.apply)({"params": params}, **x)["score_logits"],
                              jax.jit(model.apply)({"params": params}, **x)["score_logits"],
+                             atol=1e-5)
+
+
+def test_selected_cells_give_the_boxes_of_the_full_maps(config, model_and_params):
+  """select_cells (the tracker's path: size/offset only around the chosen cell) reads the same
+  boxes as the full maps do, at the score maximum and at any other cell."""
+  model, params = model_and_params
+  x = _inputs(config, batch=3)
+  apply = jax.jit(model.apply, static_argnames="select_cells")
+  ref = apply({"params": params}, **x)
+  at_max = apply({"params": params}, **x, select_cells=head_lib.argmax_cells)
+  np.testing.assert_array_equal(at_max["score_logits"], ref["score_logits"])
+  np.testing.assert_allclose(at_max["boxes"], ref["boxes"], atol=1e-5)
+  corner = lambda s: jnp.zeros((s.shape[0], 2), jnp.int32)
+  at_corner = apply({"params": params}, **x, select_cells=corner)
+  np.testing.assert_allclose(at_corner["boxes"],
+                             head_lib.boxes_at(ref["size"], ref["offset"], corner(ref["size"])),
                              atol=1e-5)
 
 
