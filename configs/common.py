@@ -179,4 +179,8 @@ def base_config() -> ml_collections.ConfigDict:
   # Frames are zero-padded to sides rounded up to this multiple, so one compilation serves many
   # frame sizes (LaSOT mixes 640x360 ... 1920x1080).
   e.frame_bucket = 128
+  # The text tokens go through the per-frame model (EMIM, decoder) only up to the longest sentence
+  # in flight, rounded up to this multiple (one compilation per length; padding is masked, so the
+  # boxes are the same). 0: always text.max_len.
+  e.text_bucket = 8
   return c

@@ -16,7 +16,9 @@ time (to float tolerance).
 
 Frames of any size share compilations: a frame is copied into the top-left corner of a zero buffer
 whose sides are rounded up to a multiple of `config.eval.frame_bucket`, and its true size travels
-as an array (`crop.resample` never reads the padding).
+as an array (`crop.resample` never reads the padding). Likewise the text tokens enter the per-frame
+function cut to the longest sentence in flight, rounded up to `config.eval.text_bucket`: a sentence
+is far shorter than `text.max_len`, and every text token costs work in each EMIM every frame.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class _Slot:
   frames: Iterator[np.ndarray]
   boxes: list[np.ndarray]
   times: list[float]
+  text_len: int = 0  # real (unmasked) tokens of the sentence
 
 
 def check_request(mode: str, init_box, sentence: str | None) -> None:
@@ -106,11 +109,12 @@ class LGTracker:
     d = config.data
     self._zs, self._xs = d.template_size, d.search_size
     self._bucket = config.eval.frame_bucket
+    self._text_max = config.model.text.max_len
     grid = d.search_size // config.model.patch_size
     self._window = jnp.asarray(hann2d(grid, grid))
     self._encode = jax.jit(functools.partial(model.apply, method=model.encode_text))
     self._init = jax.jit(self._init_fn, static_argnames="ground")
-    self._step = jax.jit(self._step_fn, donate_argnums=3)
+    self._step = jax.jit(self._step_fn, donate_argnums=3, static_argnames="text_len")
     self._set_slot = jax.jit(_set_slot, donate_argnums=0)
 
   # --- jitted pieces (pure functions of arrays) ----------------------------------------------
@@ -142,9 +146,10 @@ class LGTracker:
     template = crop.crop_and_resize(frame, region, self._zs, hw)
     return box, template, crop.box_to_crop(box, region)
 
-  def _step_fn(self, params, frames, hw, state, mode):
+  def _step_fn(self, params, frames, hw, state, mode, *, text_len: int):
     """One frame of K sequences: frames [K, Hb, Wb, 3] uint8, hw [K, 2] int32 valid sizes,
-    state (see `_empty_state`) with the previous boxes [K, 4] xywh px, mode [K] int32.
+    state (see `_empty_state`) with the previous boxes [K, 4] xywh px, mode [K] int32; the model
+    sees the first `text_len` text tokens (no fewer than any active slot's sentence has).
 
     Returns (new state, boxes [K, 4] xywh px, peak scores [K]).
     """
@@ -155,7 +160,9 @@ class LGTracker:
     def peaks(score_logits):  # the Hanning-window penalty (OSTrack): favour small motion
       return argmax_cells((1 - wi) * jax.nn.sigmoid(score_logits) + wi * self._window[None])
 
-    out = self._apply(params, state["template"], search, state["template_box"], state, mode, peaks)
+    text = {"tokens": state["tokens"][:, :text_len], "mask": state["mask"][:, :text_len],
+            "sentence": state["sentence"]}
+    out = self._apply(params, state["template"], search, state["template_box"], text, mode, peaks)
     score = jax.nn.sigmoid(out["score_logits"])
     box_crop = out["boxes"]
     hwf = hw.astype(float)
@@ -163,9 +170,18 @@ class LGTracker:
     box = jnp.where(jnp.all(jnp.isfinite(box), -1, keepdims=True), box, state["box"])
     return {**state, "box": box}, box, score.max(axis=(1, 2))
 
-  def lower_step(self, batch_sequences: int, frame_hw: tuple[int, int]) -> jax.stages.Lowered:
-    """The per-frame function lowered for K slots of frames [H, W] (rounded up to the bucket),
-    from shapes only: `.compile()` times compilation, `.cost_analysis()` gives its FLOPs."""
+  def kept_text_tokens(self, lengths: Iterable[int]) -> int:
+    """The text tokens the per-frame function keeps for sentences of these token counts."""
+    multiple = self.config.eval.text_bucket
+    if not multiple:
+      return self._text_max
+    return min(self._text_max, bucket(max(max(lengths, default=1), 1), multiple))
+
+  def lower_step(self, batch_sequences: int, frame_hw: tuple[int, int],
+                 sentence_tokens: int | None = None) -> jax.stages.Lowered:
+    """The per-frame function lowered for K slots of frames [H, W] (rounded up to the bucket) and
+    sentences of `sentence_tokens` tokens (default text.max_len), from shapes only: `.compile()`
+    times compilation, `.cost_analysis()` gives its FLOPs."""
     k = batch_sequences
     hb, wb = (bucket(n, self._bucket) for n in frame_hw)
     text = jax.eval_shape(lambda: self.encode_sentence(None))
@@ -173,7 +189,8 @@ class LGTracker:
     state = jax.eval_shape(functools.partial(_empty_state, k), template, text)
     return self._step.lower(self.params, jax.ShapeDtypeStruct((k, hb, wb, 3), jnp.uint8),
                             jax.ShapeDtypeStruct((k, 2), jnp.int32), state,
-                            jax.ShapeDtypeStruct((k,), jnp.int32))
+                            jax.ShapeDtypeStruct((k,), jnp.int32),
+                            text_len=self.kept_text_tokens([sentence_tokens or self._text_max]))
 
   # --- host-side driver ----------------------------------------------------------------------
   def encode_sentence(self, sentence: str | None) -> dict:
@@ -195,6 +212,10 @@ class LGTracker:
     padded, hw = pad_frames([frame], self._bucket)
     padded, hw = padded[0], hw[0]
     text = self.encode_sentence(slot.job.sentence if mode != "bbox" else None)
+    mask = np.asarray(text["mask"][0])
+    slot.text_len = int(mask.sum())
+    if not mask[:slot.text_len].all():  # the per-frame function keeps a prefix of the tokens
+      raise ValueError(f"sequence {slot.job.key!r}: the tokenizer's mask is not a prefix: {mask}")
     init_box = (jnp.zeros(4, float) if mode == "nl"
                 else jnp.asarray(slot.job.init_box, float))
     box, template, template_box = self._init(self.params, padded, hw, init_box, text,
@@ -240,7 +261,8 @@ class LGTracker:
         return
       t0 = time.perf_counter()
       batch, hw = pad_frames(frames, self._bucket)
-      state, boxes, _ = self._step(self.params, batch, hw, state, modes)
+      state, boxes, _ = self._step(self.params, batch, hw, state, modes,
+                                   text_len=self.kept_text_tokens(slots[k].text_len for k in active))
       boxes = np.asarray(boxes, np.float64)
       dt = (time.perf_counter() - t0) / len(active)
       for k in active:
