@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from lgtrack_jax.models import layers
+from lgtrack_jax.models.cross_attention import CrossAttention
 from lgtrack_jax.models.vit import Mlp
 
 
@@ -30,8 +31,8 @@ class DecoderLayer(nn.Module):
       y = ln("norm1")(q) + q_pos
       q = q + layers.Attention(self.num_heads, self.dtype, "self_attn")(y, y)
     y = ln("norm2")(q) + q_pos
-    q = q + layers.Attention(self.num_heads, self.dtype, "cross_attn")(
-        y, memory, mask=memory_mask[:, None, None, :] > 0)
+    q = q + CrossAttention(self.num_heads, self.dtype, name="cross_attn")(
+        y, memory, memory_mask[:, None, None, :] > 0)
     return q + Mlp(4 * q.shape[-1], dtype=self.dtype, name="mlp")(ln("norm3")(q))
 
 

@@ -8,7 +8,8 @@ Inserted before selected ViT blocks. Per call:
      so the text stream is refined level by level;
   3. global modulation: v = v + tanh(alpha_gm) * v * W g_l, g_l the sentence vector.
 Samples without text (mode 0) pass through unchanged: every language term is multiplied by
-`has_text`, and text padding is masked in every attention.
+`has_text`, and text padding is masked in every attention. Both attentions pair the vision tokens
+with a few text tokens, and fold their projections through the text side (`CrossAttention`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from lgtrack_jax.models import layers
+from lgtrack_jax.models.cross_attention import CrossAttention
 from lgtrack_jax.models.vit import Mlp
 
 
@@ -38,13 +40,13 @@ class EMIM(nn.Module):
     ln = lambda name: nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=name)
 
     alpha_ca = self.param("alpha_ca", nn.initializers.zeros, ())
-    ca = layers.Attention(self.num_heads, self.dtype, "lang_to_vision")(
-        ln("norm_v")(v), t, mask=attn_mask)
+    ca = CrossAttention(self.num_heads, self.dtype, name="lang_to_vision")(
+        ln("norm_v")(v), t, attn_mask)
     v = v + jnp.tanh(alpha_ca) * ca * gate
 
     if self.bidirectional:
       tq = ln("norm_t")(t)
-      t = t + layers.Attention(self.num_heads, self.dtype, "vision_to_lang")(tq, ln("norm_v2")(v))
+      t = t + CrossAttention(self.num_heads, self.dtype, name="vision_to_lang")(tq, ln("norm_v2")(v))
       t = t + Mlp(int(t.shape[-1] * self.mlp_ratio), dtype=self.dtype,
                   name="text_mlp")(ln("norm_t2")(t))
 

@@ -1,0 +1,81 @@
+"""CrossAttention: flax's multi-head attention, computed with the projections folded through the
+short side."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lgtrack_jax.models import layers
+from lgtrack_jax.models.cross_attention import CrossAttention, fold_costs
+
+
+def _inputs(nq, nk, d=48, batch=3):
+  kq, kkv, km = jax.random.split(jax.random.key(0), 3)
+  mask = jax.random.bernoulli(km, 0.7, (batch, 1, 1, nk))
+  mask = mask.at[0].set(False)  # a fully masked example: uniform weights, as in flax
+  return jax.random.normal(kq, (batch, nq, d)), jax.random.normal(kkv, (batch, nk, d)), mask
+
+
+def test_parameters_are_flax_multi_head_attention_s():
+  """Same tree, shapes and initial values (same names, same initialisers), so checkpoints and
+  weight converters do not see the difference."""
+  x_q, x_kv, _ = _inputs(5, 7)
+  ours = CrossAttention(4).init(jax.random.key(1), x_q, x_kv)
+  ref = nn.MultiHeadDotProductAttention(4).init(jax.random.key(1), x_q, x_kv)
+  assert jax.tree.structure(ours) == jax.tree.structure(ref)
+  jax.tree.map(np.testing.assert_array_equal, ours, ref)
+
+
+@pytest.mark.parametrize("fold", ["none", "keys", "queries", "auto"])
+@pytest.mark.parametrize("nq,nk", [(20, 3), (2, 30), (9, 9)])
+def test_every_form_is_flax_s_function(fold, nq, nk):
+  x_q, x_kv, mask = _inputs(nq, nk)
+  ref_module = nn.MultiHeadDotProductAttention(4)
+  # Non-zero biases: the folds treat each bias on its own.
+  params = jax.tree.map(lambda p: p + 0.1, ref_module.init(jax.random.key(1), x_q, x_kv)["params"])
+  ref = ref_module.apply({"params": params}, x_q, x_kv, mask=mask)
+  out = jax.jit(CrossAttention(4, fold=fold).apply)({"params": params}, x_q, x_kv, mask)
+  np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+  no_mask = CrossAttention(4, fold=fold).apply({"params": params}, x_q, x_kv)
+  np.testing.assert_allclose(no_mask, ref_module.apply({"params": params}, x_q, x_kv),
+                             rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("nq,nk", [(40, 4), (4, 40)])
+def test_bf16_forward_and_backward_run_and_are_close_to_float32(nq, nk):
+  """Every product of both folds runs in bf16 with float32 accumulation on XLA:CPU (whose generic
+  dot has no bf16 x bf16 = f32 kernel: one layout had to be heads-first), forward and backward."""
+  x_q, x_kv, mask = _inputs(nq, nk)
+  module, bf16 = CrossAttention(4), CrossAttention(4, dtype=jnp.bfloat16)
+  params = module.init(jax.random.key(1), x_q, x_kv)["params"]
+  loss = lambda m: jax.jit(jax.value_and_grad(
+      lambda p: jnp.sum(m.apply({"params": p}, x_q, x_kv, mask).astype(jnp.float32) ** 2)))
+  (ref, ref_grads), (out, grads) = loss(module)(params), loss(bf16)(params)
+  np.testing.assert_allclose(out, ref, rtol=0.05)
+  # Against the largest gradient: the key bias's is 0 in exact arithmetic (softmax ignores it).
+  scale = max(float(jnp.abs(r).max()) for r in jax.tree.leaves(ref_grads))
+  for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+    assert g.dtype == jnp.float32
+    np.testing.assert_allclose(g, r, atol=0.02 * scale)
+
+
+def test_auto_takes_the_cheapest_form():
+  costs = fold_costs(320, 8, 768, 12)  # EMIM language -> vision, an 8-token sentence
+  assert min(costs, key=costs.get) == "keys" and costs["none"] > 2 * costs["keys"]
+  costs = fold_costs(8, 320, 768, 12)  # EMIM vision -> language
+  assert min(costs, key=costs.get) == "queries" and costs["none"] > 2 * costs["queries"]
+  costs = fold_costs(1, 296, 256, 8)  # the decoder's one query over search + text tokens
+  assert min(costs, key=costs.get) == "queries" and costs["none"] > 10 * costs["queries"]
+  for nq, nk in ((320, 40), (320, 320)):  # training's 40 text tokens; self-attention sized
+    costs = fold_costs(nq, nk, 768, 12)
+    assert min(costs, key=costs.get) == "none"
+
+
+def test_errors():
+  x_q, x_kv, _ = _inputs(3, 3)
+  with pytest.raises(ValueError, match="fold='rows'"):
+    CrossAttention(4, fold="rows").init(jax.random.key(0), x_q, x_kv)
+  with pytest.raises(ValueError, match="not divisible by num_heads=5"):
+    CrossAttention(5).init(jax.random.key(0), x_q, x_kv)
