@@ -9,10 +9,6 @@ Per head h, with Wq_h, Wk_h, Wv_h [D, Dh] and Wo_h [Dh, D]:
   few keys (Nk):    logits_h = x_q (Wq_h k_h^T) + bq_h k_h^T    out = sum_h a_h (v_h Wo_h) + bo
   few queries (Nq): logits_h = (q_h Wk_h^T) x_kv^T               o_h = (a_h x_kv) Wv_h + bv_h
 
-The key bias bk is left out of every form: it adds the same logit to all keys of a query, which
-softmax ignores. (Its gradient is then exactly 0, where flax's is rounding noise that Adam would
-blow up to lr-sized random steps.)
-
 so that the long side meets only [D, H * N_short] matrices built from the short side. The weights
 enter every product as the 2-D matrices they are stored as: a product batched over heads would
 make XLA transpose a D x D weight on every call, which on a CPU costs more than the product; the
@@ -20,6 +16,10 @@ short side is laid out block-diagonally instead (H times the multiply-adds of it
 small). The module takes the cheapest of the three forms (`fold_costs`) from the static shapes:
 with a sentence cut to 8 tokens (the tracker), H = 12 and D = 768, an EMIM direction over 320
 vision tokens costs 0.44x the plain one; at 40 text tokens (training) the plain form is cheaper.
+
+The key bias bk is left out of every form: it adds the same logit to all keys of a query, which
+softmax ignores. (Its gradient is then exactly 0, where flax's is rounding noise that Adam would
+blow up to lr-sized random steps.)
 
 The parameters are those of `nn.MultiHeadDotProductAttention` (query / key / value / out, same
 shapes, names and initialisers), and the function is the same up to float rounding, so
@@ -111,11 +111,11 @@ class CrossAttention(nn.Module):
     if mask is not None:
       mask = jnp.broadcast_to(mask, (b, h, nq, nk))
 
-    def softmax(logits, axis):  # [B, H, Nq, Nk] in any layout; float32, masked like flax
+    def softmax(logits):  # [B, H, Nq, Nk] over the keys; float32, masked like flax
       logits = logits.astype(jnp.float32)
       if mask is not None:
         logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
-      return jax.nn.softmax(logits, axis=axis).astype(dt)
+      return jax.nn.softmax(logits, axis=-1).astype(dt)
 
     # The weights as the 2-D matrices they are stored as ([D, H * Dh], [H * Dh, D]); see above.
     wq2, wk2, wv2 = (w.reshape(d, h * dh) for w in (wq, wk, wv))
@@ -133,13 +133,13 @@ class CrossAttention(nn.Module):
       kbd = block_diag(k)  # [B, H * Dh, H * Nk]
       kq = einsum_f32("dc,bcm->bdm", wq2, kbd)  # [B, D, H * Nk]
       logits = einsum("bqd,bdm->bqm", x_q, kq) + einsum("c,bcm->bm", bq.reshape(-1), kbd)[:, None]
-      a = softmax(logits.reshape(b, nq, h, nk).transpose(0, 2, 1, 3), -1)  # [B, H, Nq, Nk]
+      a = softmax(logits.reshape(b, nq, h, nk).transpose(0, 2, 1, 3))  # [B, H, Nq, Nk]
       vo = einsum("bcm,cf->bmf", block_diag(v), wo2)  # [B, H * Nk, D]
       return einsum("bqm,bmf->bqf", a.transpose(0, 2, 1, 3).reshape(b, nq, h * nk), vo) + bo
     if fold == "queries":
       q = (einsum("bqd,dc->bqc", x_q, wq2) + bq.reshape(-1)).reshape(b, nq, h, dh) * scale
       qk = einsum_f32("dc,bcm->bdm", wk2, block_diag(q))  # [B, D, H * Nq]
-      a = softmax(einsum_f32("bdm,bkd->bmk", qk, x_kv).reshape(b, h, nq, nk), -1)
+      a = softmax(einsum_f32("bdm,bkd->bmk", qk, x_kv).reshape(b, h, nq, nk))
       ax = einsum("bmk,bkd->bmd", a.reshape(b, h * nq, nk), x_kv)  # [B, H * Nq, D]
       full = einsum("bmd,dc->bmc", ax, wv2).reshape(b, h, nq, h, dh)  # every head's Wv: keep own
       o = jnp.diagonal(full, axis1=1, axis2=3).transpose(0, 1, 3, 2) + bv  # [B, Nq, H, Dh]
@@ -147,5 +147,5 @@ class CrossAttention(nn.Module):
     q = (einsum("bqd,dhe->bqhe", x_q, wq) + bq) * scale
     k = einsum("bkd,dhe->bkhe", x_kv, wk)
     v = einsum("bkd,dhe->bkhe", x_kv, wv) + bv
-    a = softmax(einsum("bqhe,bkhe->bhqk", q, k), -1)
+    a = softmax(einsum("bqhe,bkhe->bhqk", q, k))
     return einsum("bqc,cf->bqf", einsum("bhqk,bkhe->bqhe", a, v).reshape(b, nq, d), wo2) + bo
