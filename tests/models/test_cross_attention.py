@@ -45,8 +45,8 @@ def test_every_form_is_flax_s_function(fold, nq, nk):
 
 @pytest.mark.parametrize("nq,nk", [(40, 4), (4, 40)])
 def test_bf16_forward_and_backward_run_and_are_close_to_float32(nq, nk):
-  """Every product of both folds runs in bf16 with float32 accumulation on XLA:CPU (whose generic
-  dot has no bf16 x bf16 = f32 kernel: one layout had to be heads-first), forward and backward."""
+  """Both folds run in bf16 with float32 accumulation on XLA:CPU, forward and backward (its generic
+  dot has no bf16 x bf16 = f32 kernel, which some product layouts of the folds would reach)."""
   x_q, x_kv, mask = _inputs(nq, nk)
   module, bf16 = CrossAttention(4), CrossAttention(4, dtype=jnp.bfloat16)
   params = module.init(jax.random.key(1), x_q, x_kv)["params"]

@@ -78,10 +78,12 @@ def test_gradients_reach_every_parameter(config, model_and_params):
   grads = jax.grad(loss_fn)(params)
   flat = flax.traverse_util.flatten_dict(grads)
   # The position-id rows beyond max_len and unused vocabulary rows legitimately get no gradient;
-  # so does an attention's key bias (it adds one logit to all keys of a query: softmax ignores
-  # it), which CrossAttention leaves out.
+  # so do the cross-attentions' key biases (one logit added to all keys of a query: softmax
+  # ignores it), which CrossAttention leaves out.
+  cross_key_bias = lambda k: k[-2:] == ("key", "bias") and k[-3] in (
+      "lang_to_vision", "vision_to_lang", "cross_attn")
   dead = [k for k, g in flat.items() if not np.any(np.asarray(g))
-          and not (k[0] == "text_encoder" and "embedding" in k[-1]) and k[-2:] != ("key", "bias")]
+          and not (k[0] == "text_encoder" and "embedding" in k[-1]) and not cross_key_bias(k)]
   assert not dead, f"parameters without gradient: {dead}"
   labels = flax.traverse_util.flatten_dict(optim.param_labels(params))
   for group in ("backbone", "text", "head"):
