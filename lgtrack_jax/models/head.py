@@ -33,29 +33,36 @@ class CenterHead(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, select_cells: Callable | None = None):
-    def branch(name: str, out: int, bias_init=nn.initializers.zeros):
-      convs = [layers.Conv(self.channels, (3, 3), self.dtype, f"{name}_conv{i}", self.conv)
-               for i in range(self.num_convs)]
+    def branch(name: str, out: int, bias_init=nn.initializers.zeros, padding="SAME"):
+      # Windows (the receptive field: 9 x 9 cells and less for 4 convs) run as matrix products
+      # whatever `conv` says: on XLA:CPU that is 1.2-2x faster than its convolution at those sizes
+      # in float32, up to 3x in bf16.
+      impl = self.conv if padding == "SAME" else "matmul"
+      convs = [layers.Conv(self.channels, (3, 3), self.dtype, f"{name}_conv{i}", impl,
+                           padding=padding) for i in range(self.num_convs)]
       norms = [nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=f"{name}_norm{i}")
                for i in range(self.num_convs)]
       last = layers.Conv(out, (1, 1), self.dtype, f"{name}_out", self.conv, bias_init=bias_init)
 
       def apply(y, valid=None):
-        """valid [B, h, w] (window mode): a 'SAME' convolution over the window is right except on
-        its border ring, which is dropped after each layer; cells outside the feature map are
-        zeroed, as the full map's zero padding has them."""
+        """valid [B, h, w] (window mode, 'VALID' convolutions): each layer's output is the window
+        less its border ring; its cells outside the feature map are zeroed, as the full map's zero
+        padding has them for the next layer."""
         for conv, norm in zip(convs, norms):
           y = nn.relu(norm(conv(y)))
           if valid is not None:
             valid = valid[:, 1:-1, 1:-1]
-            y = y[:, 1:-1, 1:-1] * valid[..., None].astype(y.dtype)
+            y = y * valid[..., None].astype(y.dtype)
         return last(y)
 
       return apply
 
     score = branch("score", 1, nn.initializers.constant(_SCORE_PRIOR_BIAS))(x)[..., 0]
     score = score.astype(jnp.float32)
-    size_branch, offset_branch = branch("size", 2), branch("offset", 2)
+    # Over windows, 'VALID' convolutions: the same parameters, only the padding differs.
+    padding = "SAME" if select_cells is None else "VALID"
+    size_branch, offset_branch = branch("size", 2, padding=padding), branch(
+        "offset", 2, padding=padding)
     if select_cells is None:
       return (score, nn.sigmoid(size_branch(x)).astype(jnp.float32),
               offset_branch(x).astype(jnp.float32))

@@ -132,9 +132,9 @@ def conv_as_matmuls(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_di
   """`lax.conv_general_dilated` (same arguments) for NHWC x HWIO, written as matrix products.
 
   A kernel whose strides equal its size (ViT patches) is one product of the patch vectors with the
-  reshaped kernel; any other kernel is a sum over its taps (kh * kw products of the strided input
-  slice under tap (i, j) with rhs[i, j], a static unroll). Same numbers as the convolution up to
-  summation order. Dilations, feature groups and other layouts go to `lax.conv_general_dilated`.
+  reshaped kernel; any other kernel is one product too, of the kh * kw strided input slices under
+  its taps, concatenated along the channels (im2col: a kh * kw times larger copy of the input),
+  with the reshaped kernel. Same numbers as the convolution up to summation order. Dilations, feature groups and other layouts go to `lax.conv_general_dilated`.
   Why: XLA:CPU has no fast bf16 convolution, and its bf16 matmuls do (oneDNN with AMX).
   """
   conv = functools.partial(jax.lax.conv_general_dilated, lhs, rhs, window_strides, padding,
@@ -163,14 +163,9 @@ def conv_as_matmuls(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_di
   if (sh, sw) == (kh, kw):
     x = x[:, :oh * kh, :ow * kw].reshape(b, oh, kh, ow, kw, cin).transpose(0, 1, 3, 2, 4, 5)
     return matmul(x.reshape(b, oh, ow, kh * kw * cin), rhs.reshape(kh * kw * cin, cout))
-  out = None
-  for i in range(kh):
-    for j in range(kw):
-      tap = jax.lax.slice(x, (0, i, j, 0), (b, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, cin),
-                          (1, sh, sw, 1))
-      y = matmul(tap, rhs[i, j])
-      out = y if out is None else out + y
-  return out
+  taps = [jax.lax.slice(x, (0, i, j, 0), (b, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, cin),
+                        (1, sh, sw, 1)) for i in range(kh) for j in range(kw)]
+  return matmul(jnp.concatenate(taps, axis=-1), rhs.reshape(kh * kw * cin, cout))
 
 
 def conv_for(dtype: Any, impl: str = "xla") -> Callable | None:
