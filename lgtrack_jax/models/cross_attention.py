@@ -9,13 +9,16 @@ Per head h, with Wq_h, Wk_h, Wv_h [D, Dh] and Wo_h [Dh, D]:
   few keys (Nk):    logits_h = x_q (Wq_h k_h^T) + bq_h k_h^T    out = sum_h a_h (v_h Wo_h) + bo
   few queries (Nq): logits_h = (q_h Wk_h^T) x_kv^T               o_h = (a_h x_kv) Wv_h + bv_h
 
-so that the long side meets only [D, H * N_short] matrices built from the short side. The weights
-enter every product as the 2-D matrices they are stored as: a product batched over heads would
-make XLA transpose a D x D weight on every call, which on a CPU costs more than the product; the
+so that the long side meets only [D, H * N_short] matrices built from the short side. Wq, Wk and
+Wv hold their heads as column blocks ([D, H, Dh]): a product batched over heads would make XLA
+transpose the D x D weight on every call, which on a CPU costs more than the product (about 1.9 ms
+a weight in the tracker). They enter their products as the 2-D matrices they are stored as, and the
 short side is laid out block-diagonally instead (H times the multiply-adds of its products, still
-small). The module takes the cheapest of the three forms (`fold_costs`) from the static shapes:
-with a sentence cut to 8 tokens (the tracker), H = 12 and D = 768, an EMIM direction over 320
-vision tokens costs 0.44x the plain one; at 40 text tokens (training) the plain form is cheaper.
+small). Wo holds its heads as row blocks ([H, Dh, D]), so `v_h Wo_h` is batched over heads with Wo
+as stored. The module takes the cheapest of the three forms (`fold_costs`) from the static shapes:
+with a sentence cut to 8 tokens (the tracker), H = 12 and D = 768, over 320 vision tokens, EMIM's
+language-to-vision direction (few keys) costs 0.30x the plain form and vision-to-language (few
+queries) 0.43x; at 40 text tokens (training) the plain form is cheaper.
 
 The key bias bk is left out of every form: it adds the same logit to all keys of a query, which
 softmax ignores. (Its gradient is then exactly 0, where flax's is rounding noise that Adam would
@@ -60,10 +63,11 @@ class _Projection(nn.Module):
 
 
 def fold_costs(nq: int, nk: int, d: int, heads: int) -> dict[str, int]:
-  """Multiply-adds of each form for one example, as computed (block-diagonal short side)."""
+  """Multiply-adds of each form for one example, as computed (block-diagonal short side against
+  Wq, Wk and Wv; per head against Wo)."""
   return {
       "none": 2 * (nq + nk) * d * d + 2 * nq * nk * d,
-      "keys": 2 * nk * d * d + 2 * heads * nk * d * d + 2 * nq * heads * nk * d,
+      "keys": 3 * nk * d * d + heads * nk * d * d + 2 * nq * heads * nk * d,
       "queries": 2 * nq * d * d + 2 * heads * nq * d * d + 2 * nq * heads * nk * d,
   }
 
@@ -99,9 +103,10 @@ class CrossAttention(nn.Module):
     x_q, x_kv = x_q.astype(dt), x_kv.astype(dt)
     einsum = functools.partial(jnp.einsum, _dot_general=layers.dot_general_for(dt)
                                or jax.lax.dot_general)
-    # For the products of a weight with a block-diagonal operand: `layers.dot_acc32`'s bf16
-    # backward products fail on XLA:CPU there (its barrier is bypassed: no bf16 x bf16 = f32
-    # kernel for the layout XLA then picks), so these keep JAX's own float32 backward.
+    # For the products of a weight with a block-diagonal operand:
+    # `layers.dot_acc32`'s bf16 backward products fail on XLA:CPU there (its barrier is bypassed:
+    # no bf16 x bf16 = f32 kernel for the layout XLA then picks), so these keep JAX's own float32
+    # backward.
     einsum_f32 = lambda *args: jnp.einsum(*args, preferred_element_type=jnp.float32).astype(dt)
     scale = jnp.asarray(dh ** -0.5, dt)
     fold = self.fold
@@ -134,7 +139,11 @@ class CrossAttention(nn.Module):
       kq = einsum_f32("dc,bcm->bdm", wq2, kbd)  # [B, D, H * Nk]
       logits = einsum("bqd,bdm->bqm", x_q, kq) + einsum("c,bcm->bm", bq.reshape(-1), kbd)[:, None]
       a = softmax(logits.reshape(b, nq, h, nk).transpose(0, 2, 1, 3))  # [B, H, Nq, Nk]
-      vo = einsum("bcm,cf->bmf", block_diag(v), wo2)  # [B, H * Nk, D]
+      # Wo's head blocks are its rows: a product batched over heads takes Wo as stored. The
+      # batch of sequences joins the rows ([H, B * Nk, Dh] x [H, Dh, D]), the product layout
+      # XLA:CPU has a bf16 x bf16 = f32 kernel for, forward and backward.
+      vo = einsum("hme,hef->hmf", v.transpose(2, 0, 1, 3).reshape(h, b * nk, dh), wo)
+      vo = vo.reshape(h, b, nk, d).transpose(1, 0, 2, 3).reshape(b, h * nk, d)
       return einsum("bqm,bmf->bqf", a.transpose(0, 2, 1, 3).reshape(b, nq, h * nk), vo) + bo
     if fold == "queries":
       q = (einsum("bqd,dc->bqc", x_q, wq2) + bq.reshape(-1)).reshape(b, nq, h, dh) * scale
