@@ -9,16 +9,22 @@ Per head h, with Wq_h, Wk_h, Wv_h [D, Dh] and Wo_h [Dh, D]:
   few keys (Nk):    logits_h = x_q (Wq_h k_h^T) + bq_h k_h^T    out = sum_h a_h (v_h Wo_h) + bo
   few queries (Nq): logits_h = (q_h Wk_h^T) x_kv^T               o_h = (a_h x_kv) Wv_h + bv_h
 
-so that the long side meets only [D, H * N_short] matrices built from the short side. Wq, Wk and
-Wv hold their heads as column blocks ([D, H, Dh]): a product batched over heads would make XLA
-transpose the D x D weight on every call, which on a CPU costs more than the product (about 1.9 ms
-a weight in the tracker). They enter their products as the 2-D matrices they are stored as, and the
-short side is laid out block-diagonally instead (H times the multiply-adds of its products, still
-small). Wo holds its heads as row blocks ([H, Dh, D]), so `v_h Wo_h` is batched over heads with Wo
-as stored. The module takes the cheapest of the three forms (`fold_costs`) from the static shapes:
-with a sentence cut to 8 tokens (the tracker), H = 12 and D = 768, over 320 vision tokens, EMIM's
+so that the long side meets only [D, H * N_short] matrices built from the short side. Wo holds
+its heads as row blocks ([H, Dh, D]), so `v_h Wo_h` is a product batched over heads with Wo as
+stored. Wq, Wk and Wv hold theirs as column blocks ([D, H, Dh]): batched over heads, XLA would
+transpose the D x D weight on every call, which on a CPU costs more than the product (1.2-1.9 ms a
+weight in the tracker). Two ways round that:
+  - inference (`LGTracker`): `kernels_by_head` makes heads-major copies ([H, D, Dh]) once, in the
+    BY_HEAD variable collection, and the folds take them per head;
+  - without them (training, or any caller that does not make them): the weights enter their
+    products as the 2-D matrices they are stored as, and the short side is laid out
+    block-diagonally (H times the multiply-adds of those products, still small).
+
+The module takes the cheapest of the three forms (`fold_costs`) from the static shapes: with a
+sentence cut to 8 tokens (the tracker), H = 12 and D = 768, over 320 vision tokens, EMIM's
 language-to-vision direction (few keys) costs 0.30x the plain form and vision-to-language (few
-queries) 0.43x; at 40 text tokens (training) the plain form is cheaper.
+queries) 0.43x, before the heads-major kernels; at 40 text tokens (training) the plain form is
+cheaper.
 
 The key bias bk is left out of every form: it adds the same logit to all keys of a query, which
 softmax ignores. (Its gradient is then exactly 0, where flax's is rounding noise that Adam would
@@ -33,7 +39,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -42,6 +48,7 @@ import jax.numpy as jnp
 from lgtrack_jax.models import layers
 
 FOLDS = ("auto", "none", "keys", "queries")
+BY_HEAD = "kernels_by_head"  # the variable collection of heads-major Wq, Wk, Wv (inference)
 
 
 class _Projection(nn.Module):
@@ -63,8 +70,9 @@ class _Projection(nn.Module):
 
 
 def fold_costs(nq: int, nk: int, d: int, heads: int) -> dict[str, int]:
-  """Multiply-adds of each form for one example, as computed (block-diagonal short side against
-  Wq, Wk and Wv; per head against Wo)."""
+  """Multiply-adds of each form for one example, as computed without BY_HEAD kernels
+  (block-diagonal short side against Wq, Wk and Wv; per head against Wo). With them the folds
+  cost less still, so the choice stands."""
   return {
       "none": 2 * (nq + nk) * d * d + 2 * nq * nk * d,
       "keys": 3 * nk * d * d + heads * nk * d * d + 2 * nq * heads * nk * d,
@@ -123,21 +131,38 @@ class CrossAttention(nn.Module):
       return jax.nn.softmax(logits, axis=-1).astype(dt)
 
     # The weights as the 2-D matrices they are stored as ([D, H * Dh], [H * Dh, D]); see above.
-    wq2, wk2, wv2 = (w.reshape(d, h * dh) for w in (wq, wk, wv))
+    w2 = {name: w.reshape(d, h * dh) for name, w in (("query", wq), ("key", wk), ("value", wv))}
     wo2 = wo.reshape(h * dh, d)
     eye = jnp.eye(h, dtype=dt)
+    # Inference: Wq, Wk, Wv heads-major ([H, D, Dh]) in the BY_HEAD collection, made once by
+    # `kernels_by_head`; the folds then take them per head (see the module docstring).
+    by_head = None
+    if not self.is_initializing() and (self.is_mutable_collection(BY_HEAD)
+                                       or self.has_variable(BY_HEAD, "query_kernel")):
+      # (Variables named after the kernels: the names "query" etc. are the submodules'.)
+      by_head = {name: self.variable(BY_HEAD, f"{name}_kernel",
+                                     lambda w=w: w.transpose(1, 0, 2)).value
+                 for name, w in (("query", wq), ("key", wk), ("value", wv))}
+      by_head = {name: w.astype(dt) for name, w in by_head.items()}
 
     def block_diag(t):  # [B, N, H, Dh] -> [B, H * Dh, H * N]: head h's block is t[:, :, h]^T
       n = t.shape[1]
       blocks = t.transpose(0, 2, 3, 1)[:, :, :, None, :] * eye[:, None, :, None]
       return blocks.reshape(b, h * dh, h * n)
 
+    def per_head(name, t):  # t [B, N, H, Dh] -> [B, D, H * N]: head h's block is W_h t_h^T
+      if by_head is None:
+        return einsum_f32("dc,bcm->bdm", w2[name], block_diag(t))
+      n = t.shape[1]
+      out = einsum("hde,hem->hdm", by_head[name], t.transpose(2, 3, 0, 1).reshape(h, dh, b * n))
+      return out.reshape(h, d, b, n).transpose(2, 1, 0, 3).reshape(b, d, h * n)
+
     if fold == "keys":
-      k = einsum("bkd,dc->bkc", x_kv, wk2).reshape(b, nk, h, dh) * scale
-      v = (einsum("bkd,dc->bkc", x_kv, wv2) + bv.reshape(-1)).reshape(b, nk, h, dh)
-      kbd = block_diag(k)  # [B, H * Dh, H * Nk]
-      kq = einsum_f32("dc,bcm->bdm", wq2, kbd)  # [B, D, H * Nk]
-      logits = einsum("bqd,bdm->bqm", x_q, kq) + einsum("c,bcm->bm", bq.reshape(-1), kbd)[:, None]
+      k = einsum("bkd,dc->bkc", x_kv, w2["key"]).reshape(b, nk, h, dh) * scale
+      v = (einsum("bkd,dc->bkc", x_kv, w2["value"]) + bv.reshape(-1)).reshape(b, nk, h, dh)
+      kq = per_head("query", k)  # [B, D, H * Nk]
+      kbias = (k.astype(jnp.float32) * bq.astype(jnp.float32)).sum(-1).astype(dt)  # [B, Nk, H]
+      logits = einsum("bqd,bdm->bqm", x_q, kq) + kbias.transpose(0, 2, 1).reshape(b, 1, h * nk)
       a = softmax(logits.reshape(b, nq, h, nk).transpose(0, 2, 1, 3))  # [B, H, Nq, Nk]
       # Wo's head blocks are its rows: a product batched over heads takes Wo as stored. The
       # batch of sequences joins the rows ([H, B * Nk, Dh] x [H, Dh, D]), the product layout
@@ -146,15 +171,30 @@ class CrossAttention(nn.Module):
       vo = vo.reshape(h, b, nk, d).transpose(1, 0, 2, 3).reshape(b, h * nk, d)
       return einsum("bqm,bmf->bqf", a.transpose(0, 2, 1, 3).reshape(b, nq, h * nk), vo) + bo
     if fold == "queries":
-      q = (einsum("bqd,dc->bqc", x_q, wq2) + bq.reshape(-1)).reshape(b, nq, h, dh) * scale
-      qk = einsum_f32("dc,bcm->bdm", wk2, block_diag(q))  # [B, D, H * Nq]
+      q = (einsum("bqd,dc->bqc", x_q, w2["query"]) + bq.reshape(-1)).reshape(b, nq, h, dh) * scale
+      qk = per_head("key", q)  # [B, D, H * Nq]
       a = softmax(einsum_f32("bdm,bkd->bmk", qk, x_kv).reshape(b, h, nq, nk))
       ax = einsum("bmk,bkd->bmd", a.reshape(b, h * nq, nk), x_kv)  # [B, H * Nq, D]
-      full = einsum("bmd,dc->bmc", ax, wv2).reshape(b, h, nq, h, dh)  # every head's Wv: keep own
-      o = jnp.diagonal(full, axis1=1, axis2=3).transpose(0, 1, 3, 2) + bv  # [B, Nq, H, Dh]
+      if by_head is None:  # every head's Wv, keep each head's own block
+        full = einsum("bmd,dc->bmc", ax, w2["value"]).reshape(b, h, nq, h, dh)
+        o = jnp.diagonal(full, axis1=1, axis2=3).transpose(0, 1, 3, 2)  # [B, Nq, H, Dh]
+      else:
+        ax = ax.reshape(b, h, nq, d).transpose(1, 0, 2, 3).reshape(h, b * nq, d)
+        o = einsum("hmd,hde->hme", ax, by_head["value"])
+        o = o.reshape(h, b, nq, dh).transpose(1, 2, 0, 3)
+      o = o + bv
       return einsum("bqc,cf->bqf", o.reshape(b, nq, h * dh), wo2) + bo
     q = (einsum("bqd,dhe->bqhe", x_q, wq) + bq) * scale
     k = einsum("bkd,dhe->bkhe", x_kv, wk)
     v = einsum("bkd,dhe->bkhe", x_kv, wv) + bv
     a = softmax(einsum("bqhe,bkhe->bhqk", q, k))
     return einsum("bqc,cf->bqf", einsum("bhqk,bkhe->bqhe", a, v).reshape(b, nq, d), wo2) + bo
+
+
+def kernels_by_head(apply_fn: Callable, variables: dict, *args, **kwargs) -> dict:
+  """The BY_HEAD collection of every CrossAttention in a model: `apply_fn(variables, *args,
+  mutable=[BY_HEAD], **kwargs)` run once, jitted (XLA keeps only the transposes of the kernels,
+  so any inputs of the right structure will do). Pass it with the params,
+  `{"params": ..., BY_HEAD: ...}`, for inference only: gradients do not reach Wq, Wk and Wv
+  through these copies."""
+  return jax.jit(lambda v: apply_fn(v, *args, mutable=[BY_HEAD], **kwargs)[1][BY_HEAD])(variables)

@@ -34,6 +34,7 @@ import ml_collections
 import numpy as np
 
 from lgtrack_jax.models import layers, lgtrack
+from lgtrack_jax.models.cross_attention import BY_HEAD, kernels_by_head
 from lgtrack_jax.models.head import argmax_cells
 from lgtrack_jax.ops import boxes as box_ops
 from lgtrack_jax.ops import crop
@@ -102,8 +103,11 @@ class LGTracker:
   def __init__(self, model: lgtrack.LGTrack, params, config: ml_collections.ConfigDict,
                tokenize: Callable):
     self.model = model
-    # Inference only: the matmul weights in the compute dtype once, not cast again every frame.
+    # Inference only: the matmul weights in the compute dtype once, not cast again every frame,
+    # and the cross-attentions' query/key/value kernels heads-major once (their folds' layout).
     self.params = layers.cast_kernels(params, config.model.dtype)
+    self.variables = {"params": self.params, BY_HEAD: kernels_by_head(
+        model.apply, {"params": self.params}, **lgtrack.dummy_inputs(config))}
     self.config = config
     self.tokenize = tokenize
     d = config.data
@@ -118,15 +122,15 @@ class LGTracker:
     self._set_slot = jax.jit(_set_slot, donate_argnums=0)
 
   # --- jitted pieces (pure functions of arrays) ----------------------------------------------
-  def _apply(self, params, template, search, template_box, text, mode, select_cells):
+  def _apply(self, variables, template, search, template_box, text, mode, select_cells):
     """Batched LGTrack on precomputed text: template/search [K, S, S, 3], mode [K] int32; boxes
     read at `select_cells(score_logits)` (the head's size/offset branches run only there)."""
     return self.model.apply(
-        {"params": params}, template, search, template_box,
+        variables, template, search, template_box,
         jnp.zeros_like(text["mask"]), text["mask"], mode,
         text={"tokens": text["tokens"], "sentence": text["sentence"]}, select_cells=select_cells)
 
-  def _init_fn(self, params, frame, hw, box, text, *, ground: bool):
+  def _init_fn(self, variables, frame, hw, box, text, *, ground: bool):
     """First frame of one sequence: padded frame [Hb, Wb, 3] uint8, valid size hw [2] int32,
     box [4] xywh px (ignored when `ground`), text of batch 1.
 
@@ -136,7 +140,7 @@ class LGTracker:
     if ground:
       search = crop.resize_full(frame, self._xs, hw)
       template = jnp.zeros((1, self._zs, self._zs, 3), float)
-      out = self._apply(params, template, search[None], jnp.array([[0.5, 0.5, 1.0, 1.0]]),
+      out = self._apply(variables, template, search[None], jnp.array([[0.5, 0.5, 1.0, 1.0]]),
                         text, jnp.ones((1,), jnp.int32), argmax_cells)
       cx, cy, bw, bh = out["boxes"][0]
       h, w = hw[0].astype(float), hw[1].astype(float)
@@ -146,7 +150,7 @@ class LGTracker:
     template = crop.crop_and_resize(frame, region, self._zs, hw)
     return box, template, crop.box_to_crop(box, region)
 
-  def _step_fn(self, params, frames, hw, state, mode, *, text_len: int):
+  def _step_fn(self, variables, frames, hw, state, mode, *, text_len: int):
     """One frame of K sequences: frames [K, Hb, Wb, 3] uint8, hw [K, 2] int32 valid sizes,
     state (see `_empty_state`) with the previous boxes [K, 4] xywh px, mode [K] int32; the model
     sees the first `text_len` text tokens (no fewer than any active slot's sentence has).
@@ -162,7 +166,8 @@ class LGTracker:
 
     text = {"tokens": state["tokens"][:, :text_len], "mask": state["mask"][:, :text_len],
             "sentence": state["sentence"]}
-    out = self._apply(params, state["template"], search, state["template_box"], text, mode, peaks)
+    out = self._apply(variables, state["template"], search, state["template_box"], text, mode,
+                      peaks)
     score = jax.nn.sigmoid(out["score_logits"])
     box_crop = out["boxes"]
     hwf = hw.astype(float)
@@ -187,7 +192,7 @@ class LGTracker:
     text = jax.eval_shape(lambda: self.encode_sentence(None))
     template = jax.ShapeDtypeStruct((self._zs, self._zs, 3), jnp.zeros((), float).dtype)
     state = jax.eval_shape(functools.partial(_empty_state, k), template, text)
-    return self._step.lower(self.params, jax.ShapeDtypeStruct((k, hb, wb, 3), jnp.uint8),
+    return self._step.lower(self.variables, jax.ShapeDtypeStruct((k, hb, wb, 3), jnp.uint8),
                             jax.ShapeDtypeStruct((k, 2), jnp.int32), state,
                             jax.ShapeDtypeStruct((k,), jnp.int32),
                             text_len=self.kept_text_tokens([sentence_tokens or self._text_max]))
@@ -218,7 +223,7 @@ class LGTracker:
       raise ValueError(f"sequence {slot.job.key!r}: the tokenizer's mask is not a prefix: {mask}")
     init_box = (jnp.zeros(4, float) if mode == "nl"
                 else jnp.asarray(slot.job.init_box, float))
-    box, template, template_box = self._init(self.params, padded, hw, init_box, text,
+    box, template, template_box = self._init(self.variables, padded, hw, init_box, text,
                                              ground=mode == "nl")
     if state is None:
       state = _empty_state(num_slots, template, text)
@@ -261,7 +266,7 @@ class LGTracker:
         return
       t0 = time.perf_counter()
       batch, hw = pad_frames(frames, self._bucket)
-      state, boxes, _ = self._step(self.params, batch, hw, state, modes,
+      state, boxes, _ = self._step(self.variables, batch, hw, state, modes,
                                    text_len=self.kept_text_tokens(slots[k].text_len for k in active))
       boxes = np.asarray(boxes, np.float64)
       dt = (time.perf_counter() - t0) / len(active)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lgtrack_jax.models import layers
-from lgtrack_jax.models.cross_attention import CrossAttention, fold_costs
+from lgtrack_jax.models.cross_attention import BY_HEAD, CrossAttention, fold_costs, kernels_by_head
 
 
 def _inputs(nq, nk, d=48, batch=3):
@@ -28,17 +28,23 @@ def test_parameters_are_flax_multi_head_attention_s():
   jax.tree.map(np.testing.assert_array_equal, ours, ref)
 
 
+@pytest.mark.parametrize("by_head", [False, True])
 @pytest.mark.parametrize("fold", ["none", "keys", "queries", "auto"])
 @pytest.mark.parametrize("nq,nk", [(20, 3), (2, 30), (9, 9)])
-def test_every_form_is_flax_s_function(fold, nq, nk):
+def test_every_form_is_flax_s_function(fold, nq, nk, by_head):
+  """by_head: with the heads-major kernels (the tracker's), the folds' per-head products."""
   x_q, x_kv, mask = _inputs(nq, nk)
   ref_module = nn.MultiHeadDotProductAttention(4)
   # Non-zero biases: the folds treat each bias on its own.
   params = jax.tree.map(lambda p: p + 0.1, ref_module.init(jax.random.key(1), x_q, x_kv)["params"])
   ref = ref_module.apply({"params": params}, x_q, x_kv, mask=mask)
-  out = jax.jit(CrossAttention(4, fold=fold).apply)({"params": params}, x_q, x_kv, mask)
+  module = CrossAttention(4, fold=fold)
+  variables = {"params": params}
+  if by_head:
+    variables[BY_HEAD] = kernels_by_head(module.apply, variables, x_q, x_kv)
+  out = jax.jit(module.apply)(variables, x_q, x_kv, mask)
   np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
-  no_mask = CrossAttention(4, fold=fold).apply({"params": params}, x_q, x_kv)
+  no_mask = module.apply(variables, x_q, x_kv)
   np.testing.assert_allclose(no_mask, ref_module.apply({"params": params}, x_q, x_kv),
                              rtol=1e-5, atol=1e-5)
 
@@ -59,6 +65,35 @@ def test_bf16_forward_and_backward_run_and_are_close_to_float32(nq, nk):
   for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
     assert g.dtype == jnp.float32
     np.testing.assert_allclose(g, r, atol=0.02 * scale)
+
+
+class _TwoAttentions(nn.Module):
+  @nn.compact
+  def __call__(self, x_q, x_kv):
+    return (CrossAttention(4, name="cross")(x_q, x_kv)
+            + nn.MultiHeadDotProductAttention(4, name="flax")(x_q, x_kv))
+
+
+def test_kernels_by_head_are_the_cross_attentions_kernels_heads_major_and_never_made_by_init():
+  x_q, x_kv, _ = _inputs(20, 3)
+  model = _TwoAttentions()
+  variables = model.init(jax.random.key(1), x_q, x_kv)
+  assert set(variables) == {"params"}  # training never holds (or uses) the copies
+  by_head = kernels_by_head(model.apply, variables, x_q, x_kv)
+  assert set(by_head) == {"cross"}
+  cross = variables["params"]["cross"]
+  for name in ("query", "key", "value"):
+    np.testing.assert_array_equal(by_head["cross"][f"{name}_kernel"],
+                                  cross[name]["kernel"].transpose(1, 0, 2))
+  # bf16 (the tracker holds bf16 kernels, `layers.cast_kernels`): runs, close to float32.
+  for fold in ("keys", "queries"):
+    module = CrossAttention(4, dtype=jnp.bfloat16, fold=fold)
+    bf16 = layers.cast_kernels({"params": cross}, jnp.bfloat16)
+    bf16[BY_HEAD] = kernels_by_head(module.apply, bf16, x_q, x_kv)
+    assert bf16[BY_HEAD]["query_kernel"].dtype == jnp.bfloat16
+    ref = CrossAttention(4, fold=fold).apply({"params": cross}, x_q, x_kv)
+    np.testing.assert_allclose(module.apply(bf16, x_q, x_kv).astype(jnp.float32), ref,
+                               rtol=0.05, atol=0.05)
 
 
 def test_auto_takes_the_cheapest_form():
