@@ -61,8 +61,8 @@ class CenterHead(nn.Module):
     score = score.astype(jnp.float32)
     # Over windows, 'VALID' convolutions: the same parameters, only the padding differs.
     padding = "SAME" if select_cells is None else "VALID"
-    size_branch, offset_branch = branch("size", 2, padding=padding), branch(
-        "offset", 2, padding=padding)
+    size_branch = branch("size", 2, padding=padding)
+    offset_branch = branch("offset", 2, padding=padding)
     if select_cells is None:
       return (score, nn.sigmoid(size_branch(x)).astype(jnp.float32),
               offset_branch(x).astype(jnp.float32))

@@ -134,7 +134,8 @@ def conv_as_matmuls(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_di
   A kernel whose strides equal its size (ViT patches) is one product of the patch vectors with the
   reshaped kernel; any other kernel is one product too, of the kh * kw strided input slices under
   its taps, concatenated along the channels (im2col: a kh * kw times larger copy of the input),
-  with the reshaped kernel. Same numbers as the convolution up to summation order. Dilations, feature groups and other layouts go to `lax.conv_general_dilated`.
+  with the reshaped kernel. Same numbers as the convolution up to summation order. Dilations,
+  feature groups and other layouts go to `lax.conv_general_dilated`.
   Why: XLA:CPU has no fast bf16 convolution, and its bf16 matmuls do (oneDNN with AMX).
   """
   conv = functools.partial(jax.lax.conv_general_dilated, lhs, rhs, window_strides, padding,

@@ -40,6 +40,7 @@ def test_tracking_benchmark():
   flops = {l["batch_sequences"]: l["value"] for l in lines if l["name"] == "gflops_per_frame"}
   assert flops[1] > 0 and abs(flops[2] - flops[1]) / flops[1] < 0.05  # per frame, whatever K
   by_name = {(l["name"], l["batch_sequences"]): l["value"] for l in lines}
+  assert by_name[("track_vs_vit_latency", 1)] > 0
   assert by_name[("vit_latency_ms", 1)] == pytest.approx(
       1e3 / by_name[("vit_frames_per_s", 1)], rel=0.01)  # values are printed rounded
 
