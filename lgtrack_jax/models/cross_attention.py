@@ -111,10 +111,9 @@ class CrossAttention(nn.Module):
     x_q, x_kv = x_q.astype(dt), x_kv.astype(dt)
     einsum = functools.partial(jnp.einsum, _dot_general=layers.dot_general_for(dt)
                                or jax.lax.dot_general)
-    # For the products of a weight with a block-diagonal operand:
-    # `layers.dot_acc32`'s bf16 backward products fail on XLA:CPU there (its barrier is bypassed:
-    # no bf16 x bf16 = f32 kernel for the layout XLA then picks), so these keep JAX's own float32
-    # backward.
+    # For the products of a weight with a block-diagonal operand: `layers.dot_acc32`'s bf16
+    # backward products fail on XLA:CPU there (its barrier is bypassed: no bf16 x bf16 = f32
+    # kernel for the layout XLA then picks), so these keep JAX's own float32 backward.
     einsum_f32 = lambda *args: jnp.einsum(*args, preferred_element_type=jnp.float32).astype(dt)
     scale = jnp.asarray(dh ** -0.5, dt)
     fold = self.fold
