@@ -46,7 +46,8 @@ class EMIM(nn.Module):
 
     if self.bidirectional:
       tq = ln("norm_t")(t)
-      t = t + CrossAttention(self.num_heads, self.dtype, name="vision_to_lang")(tq, ln("norm_v2")(v))
+      t = t + CrossAttention(self.num_heads, self.dtype, name="vision_to_lang")(
+          tq, ln("norm_v2")(v))
       t = t + Mlp(int(t.shape[-1] * self.mlp_ratio), dtype=self.dtype,
                   name="text_mlp")(ln("norm_t2")(t))
 
