@@ -19,6 +19,9 @@ Outputs: dict with
   vision_tokens [B, Nx, E] search tokens in the contrastive space, text_embed [B, E] sentence in
   the contrastive space, search_kept [B, Nx] bool (False: dropped by candidate elimination;
   all True without it), has_text [B] bool, logit_scale [] (learnable inverse temperature, log).
+`__call__` is `condition` (the per-sequence half: template tokens, text tokens, sentence vector)
+then `localize` (the per-frame half: search tokens through the ViT with EMIM, decoder, head). A
+tracker calls the two apart, `condition` once per sequence.
 """
 
 from __future__ import annotations
@@ -151,37 +154,54 @@ class LGTrack(nn.Module):
       tokens = jax.lax.stop_gradient(tokens)
     return {"tokens": tokens, "sentence": pool(tokens, text_mask, self.config.text.pool)}
 
-  def __call__(self, template, search, template_box, text_ids, text_mask, mode, text=None,
-               select_cells=None):
-    c = self.config
-    dtype = jnp.dtype(c.dtype)
-    if text is None:
-      text = self.encode_text(text_ids, text_mask)
-    has_text = (mode != 0) & (text_mask.sum(-1) > 0)
-    t_mask = text_mask * has_text[:, None].astype(text_mask.dtype)
-    gate = has_text.astype(dtype)[:, None]
-    t = self.text_tokens_proj(text["tokens"].astype(dtype))
-    g_l = self.text_global_proj(text["sentence"].astype(dtype)) * gate
+  def condition(self, template, template_box, text_mask, mode, text) -> dict[str, jnp.ndarray]:
+    """The per-sequence half of `__call__`: what the template and the sentence contribute, which a
+    tracker computes once per sequence and keeps (the template is cropped once, and the sentence
+    encoded once by `encode_text`).
 
+    template [B, Hz, Wz, 3], template_box [B, 4], text_mask [B, L] int32, mode [B] int32, text the
+    output of `encode_text`. Returns
+      z [B, Nz, D] template tokens (patch and position embedded; `null_template` in mode 1),
+      z_mask [B, Nz] bool the target's template tokens (all in mode 1),
+      t [B, L, D] text tokens, t_mask [B, L] int32 (all 0 when the sample has no text),
+      g_l [B, D] the sentence (zeros without text), has_text [B] bool.
+    Every entry is per token or per sample, so a prefix of t / t_mask is the same as conditioning
+    on the shorter text.
+    """
+    dtype = jnp.dtype(self.config.dtype)
+    has_text = (mode != 0) & (text_mask.sum(-1) > 0)
+    gate = has_text.astype(dtype)[:, None]
     z, z_grid = self.patch_embed(normalize_image(template, dtype))
-    x, x_grid = self.patch_embed(normalize_image(search, dtype))
     no_template = (mode == 1)[:, None, None]
     z = jnp.where(no_template, self.null_template.astype(dtype), z)
-    z = z + self.pos_embed_z(z_grid).astype(dtype)
+    return {
+        "z": z + self.pos_embed_z(z_grid).astype(dtype),
+        # The target's template tokens: inside the template box (all of them in mode 1).
+        "z_mask": box_token_mask(template_box, z_grid) | no_template[:, :, 0],
+        "t": self.text_tokens_proj(text["tokens"].astype(dtype)),
+        "t_mask": text_mask * has_text[:, None].astype(text_mask.dtype),
+        "g_l": self.text_global_proj(text["sentence"].astype(dtype)) * gate,
+        "has_text": has_text,
+    }
+
+  def localize(self, cond: dict[str, jnp.ndarray], search, select_cells=None
+               ) -> dict[str, jnp.ndarray]:
+    """The per-frame half of `__call__`: search [B, Hx, Wx, 3] under `condition`'s output ->
+    score_logits, size, offset, boxes, (cells), vision_tokens, search_kept (module docstring)."""
+    c = self.config
+    dtype = jnp.dtype(c.dtype)
+    z, z_mask, t, t_mask = cond["z"], cond["z_mask"], cond["t"], cond["t_mask"]
+    x, x_grid = self.patch_embed(normalize_image(search, dtype))
     x = x + self.pos_embed_x(x_grid).astype(dtype)
-    nz = z.shape[1]
+    nz, nx = z.shape[1], x.shape[1]
 
-    nx = x.shape[1]
-    # The target's template tokens: inside the template box (all of them in mode 1).
-    z_mask = box_token_mask(template_box, z_grid) | no_template[:, :, 0]
-
-    v = constrain_batch(jnp.concatenate([z, x], axis=1))
+    v = constrain_batch(jnp.concatenate([z.astype(dtype), x], axis=1))
     emim_at = {layer: k for k, layer in enumerate(c.emim.layers)}
     # Candidate elimination: positions (in the search grid) of the search tokens still in v.
     search_at = jnp.broadcast_to(jnp.arange(nx, dtype=jnp.int32), (v.shape[0], nx))
     for i, blk in enumerate(self.blocks):
       if i in emim_at:
-        v, t = self.emims[emim_at[i]](v, t, t_mask, g_l, has_text)
+        v, t = self.emims[emim_at[i]](v, t, t_mask, cond["g_l"], cond["has_text"])
       if blk.keep_search:
         v, kept = blk(v, z_mask)
         search_at = jnp.take_along_axis(search_at, kept, axis=1)
@@ -195,7 +215,7 @@ class LGTrack(nn.Module):
 
     # Global vision feature: the target's template tokens.
     g_v = masked_mean(z, z_mask)
-    _, fx = self.decoder(g_v, g_l, x, t, t_mask, search_kept)
+    _, fx = self.decoder(g_v, cond["g_l"], x, t, t_mask, search_kept)
     fx = fx * search_kept[..., None].astype(fx.dtype)
     fmap = fx.reshape(fx.shape[0], *x_grid, fx.shape[-1])
     if select_cells is None:
@@ -211,9 +231,19 @@ class LGTrack(nn.Module):
         "boxes": boxes,
         **at,
         "vision_tokens": self.vision_embed_proj(x).astype(jnp.float32),
-        "text_embed": self.text_embed_proj(text["sentence"].astype(dtype)).astype(jnp.float32),
         "search_kept": search_kept,
-        "has_text": has_text,
+    }
+
+  def __call__(self, template, search, template_box, text_ids, text_mask, mode, text=None,
+               select_cells=None):
+    if text is None:
+      text = self.encode_text(text_ids, text_mask)
+    cond = self.condition(template, template_box, text_mask, mode, text)
+    sentence = text["sentence"].astype(jnp.dtype(self.config.dtype))
+    return {
+        **self.localize(cond, search, select_cells),
+        "text_embed": self.text_embed_proj(sentence).astype(jnp.float32),
+        "has_text": cond["has_text"],
         "logit_scale": self.logit_scale,
     }
 

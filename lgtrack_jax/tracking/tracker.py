@@ -2,10 +2,12 @@
 
 Per frame, one jitted function takes the full frames on device, crops the search regions around
 the last boxes and resizes them (in the jit), runs LGTrack, applies the Hanning-window penalty,
-maps the boxes back to the frames and clips them to the images. The sentence is encoded once per
-sequence. Modes: 'nl_bbox' (box + sentence: model mode 2), 'bbox' (box only: mode 0), 'nl'
-(sentence only: the first frame is grounded by the model in mode 1, then tracking continues in
-mode 2 from the grounded box).
+maps the boxes back to the frames and clips them to the images. What the template and the sentence
+contribute (`LGTrack.condition`: the template crop's tokens, the projected text tokens, the
+sentence vector) is computed once per sequence, on its first frame, and kept in the state; each
+frame runs only `LGTrack.localize`. Modes: 'nl_bbox' (box + sentence: model mode 2), 'bbox' (box
+only: mode 0), 'nl' (sentence only: the first frame is grounded by the model in mode 1, then
+tracking continues in mode 2 from the grounded box).
 
 Batched tracking: `track_many(jobs, batch_sequences=K)` keeps K sequences in flight, one per
 slot; the per-frame function runs on all K slots at once (the model is batched over slots, the crop
@@ -130,12 +132,21 @@ class LGTracker:
         jnp.zeros_like(text["mask"]), text["mask"], mode,
         text={"tokens": text["tokens"], "sentence": text["sentence"]}, select_cells=select_cells)
 
-  def _init_fn(self, variables, frame, hw, box, text, *, ground: bool):
-    """First frame of one sequence: padded frame [Hb, Wb, 3] uint8, valid size hw [2] int32,
-    box [4] xywh px (ignored when `ground`), text of batch 1.
+  def _condition(self, variables, template, template_box, text, mode):
+    """LGTrack's per-sequence half (`LGTrack.condition`) for one sequence: template [Zs, Zs, 3],
+    template_box [4], text of batch 1, mode [] int32 -> its entries without the batch axis."""
+    cond = self.model.apply(variables, template[None], template_box[None], text["mask"],
+                            mode[None], text, method=self.model.condition)
+    return jax.tree.map(lambda a: a[0], cond)
 
-    Returns box [4] (the given one, or the grounded one: whole frame, model mode 1), template
-    [Zs, Zs, 3] float and template_box [4] normalised cxcywh in the template crop.
+  def _init_fn(self, variables, frame, hw, box, text, mode, *, ground: bool):
+    """First frame of one sequence: padded frame [Hb, Wb, 3] uint8, valid size hw [2] int32,
+    box [4] xywh px (ignored when `ground`), text of batch 1, mode [] int32 (model mode of the
+    frames that follow).
+
+    Returns box [4] (the given one, or the grounded one: whole frame, model mode 1) and the
+    sequence's conditioning (`_condition`: template tokens from the crop around that box, text
+    tokens), which every later frame reuses.
     """
     if ground:
       search = crop.resize_full(frame, self._xs, hw)
@@ -148,12 +159,13 @@ class LGTracker:
           jnp.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h]), w, h)
     region = crop.crop_region(box, self.config.data.template_factor)
     template = crop.crop_and_resize(frame, region, self._zs, hw)
-    return box, template, crop.box_to_crop(box, region)
+    return box, self._condition(variables, template, crop.box_to_crop(box, region), text, mode)
 
-  def _step_fn(self, variables, frames, hw, state, mode, *, text_len: int):
+  def _step_fn(self, variables, frames, hw, state, *, text_len: int):
     """One frame of K sequences: frames [K, Hb, Wb, 3] uint8, hw [K, 2] int32 valid sizes,
-    state (see `_empty_state`) with the previous boxes [K, 4] xywh px, mode [K] int32; the model
-    sees the first `text_len` text tokens (no fewer than any active slot's sentence has).
+    state (see `_empty_state`) with the previous boxes [K, 4] xywh px and each sequence's
+    conditioning; the model sees the first `text_len` text tokens (no fewer than any active slot's
+    sentence has).
 
     Returns (new state, boxes [K, 4] xywh px, peak scores [K]).
     """
@@ -164,10 +176,9 @@ class LGTracker:
     def peaks(score_logits):  # the Hanning-window penalty (OSTrack): favour small motion
       return argmax_cells((1 - wi) * jax.nn.sigmoid(score_logits) + wi * self._window[None])
 
-    text = {"tokens": state["tokens"][:, :text_len], "mask": state["mask"][:, :text_len],
-            "sentence": state["sentence"]}
-    out = self._apply(variables, state["template"], search, state["template_box"], text, mode,
-                      peaks)
+    cond = {**state["cond"], "t": state["cond"]["t"][:, :text_len],
+            "t_mask": state["cond"]["t_mask"][:, :text_len]}
+    out = self.model.apply(variables, cond, search, peaks, method=self.model.localize)
     score = jax.nn.sigmoid(out["score_logits"])
     box_crop = out["boxes"]
     hwf = hw.astype(float)
@@ -191,10 +202,12 @@ class LGTracker:
     hb, wb = (bucket(n, self._bucket) for n in frame_hw)
     text = jax.eval_shape(lambda: self.encode_sentence(None))
     template = jax.ShapeDtypeStruct((self._zs, self._zs, 3), jnp.zeros((), float).dtype)
-    state = jax.eval_shape(functools.partial(_empty_state, k), template, text)
+    cond = jax.eval_shape(self._condition, self.variables, template,
+                          jax.ShapeDtypeStruct((4,), template.dtype), text,
+                          jax.ShapeDtypeStruct((), jnp.int32))
+    state = jax.eval_shape(functools.partial(_empty_state, k), cond)
     return self._step.lower(self.variables, jax.ShapeDtypeStruct((k, hb, wb, 3), jnp.uint8),
                             jax.ShapeDtypeStruct((k, 2), jnp.int32), state,
-                            jax.ShapeDtypeStruct((k,), jnp.int32),
                             text_len=self.kept_text_tokens([sentence_tokens or self._text_max]))
 
   # --- host-side driver ----------------------------------------------------------------------
@@ -223,13 +236,11 @@ class LGTracker:
       raise ValueError(f"sequence {slot.job.key!r}: the tokenizer's mask is not a prefix: {mask}")
     init_box = (jnp.zeros(4, float) if mode == "nl"
                 else jnp.asarray(slot.job.init_box, float))
-    box, template, template_box = self._init(self.variables, padded, hw, init_box, text,
-                                             ground=mode == "nl")
+    box, cond = self._init(self.variables, padded, hw, init_box, text, jnp.int32(MODES[mode]),
+                           ground=mode == "nl")
     if state is None:
-      state = _empty_state(num_slots, template, text)
-    new = {"box": box, "template": template, "template_box": template_box,
-           "tokens": text["tokens"][0], "sentence": text["sentence"][0], "mask": text["mask"][0]}
-    state = self._set_slot(state, jnp.int32(k), new)
+      state = _empty_state(num_slots, cond)
+    state = self._set_slot(state, jnp.int32(k), {"box": box, "cond": cond})
     slot.boxes.append(np.asarray(box, np.float64))
     slot.times.append(time.perf_counter() - t0)
     return state
@@ -244,7 +255,6 @@ class LGTracker:
     queue = iter(jobs)
     slots: list[_Slot | None] = [None] * k_max
     state = None
-    modes = jnp.full((k_max,), MODES[mode], jnp.int32)
     while True:
       frames: list[np.ndarray | None] = [None] * k_max
       for k in range(k_max):
@@ -266,7 +276,7 @@ class LGTracker:
         return
       t0 = time.perf_counter()
       batch, hw = pad_frames(frames, self._bucket)
-      state, boxes, _ = self._step(self.variables, batch, hw, state, modes,
+      state, boxes, _ = self._step(self.variables, batch, hw, state,
                                    text_len=self.kept_text_tokens(slots[k].text_len for k in active))
       boxes = np.asarray(boxes, np.float64)
       dt = (time.perf_counter() - t0) / len(active)
@@ -284,15 +294,13 @@ class LGTracker:
     return boxes, times
 
 
-def _empty_state(k: int, template: jnp.ndarray, text: dict) -> dict:
-  """Per-slot tracking state for K slots, zero-filled, shaped after one slot's values."""
+def _empty_state(k: int, cond: dict) -> dict:
+  """Per-slot tracking state for K slots: the last box [K, 4] xywh px and each sequence's
+  conditioning (`LGTracker._condition`), zero-filled and shaped after one slot's `cond` (an idle
+  slot has no text and an empty template mask; its output is ignored)."""
   return {
       "box": jnp.tile(jnp.array([0.0, 0.0, 1.0, 1.0], float), (k, 1)),
-      "template": jnp.zeros((k, *template.shape), template.dtype),
-      "template_box": jnp.full((k, 4), 0.5, float),
-      "tokens": jnp.zeros((k, *text["tokens"].shape[1:]), text["tokens"].dtype),
-      "sentence": jnp.zeros((k, *text["sentence"].shape[1:]), text["sentence"].dtype),
-      "mask": jnp.zeros((k, *text["mask"].shape[1:]), text["mask"].dtype),
+      "cond": jax.tree.map(lambda a: jnp.zeros((k, *a.shape), a.dtype), cond),
   }
 
 

@@ -7,6 +7,8 @@ import pytest
 from input_pipeline import sources, synthetic
 from lgtrack_jax.evaluation.runner import Frames
 from lgtrack_jax.models import lgtrack
+from lgtrack_jax.ops import boxes as box_ops
+from lgtrack_jax.ops import crop
 from lgtrack_jax.tokenizer import Tokenizer
 from lgtrack_jax.tracking.tracker import Job, LGTracker, StaticTracker
 
@@ -107,6 +109,43 @@ def test_text_cut_to_the_sentence_gives_the_boxes_of_the_full_text(mixed_jobs):
         np.testing.assert_allclose(runs[0][key], boxes, atol=1e-6, err_msg=f"{mode} {key}")
     # Several text lengths were used (a compilation each); the full-text tracker had one.
     assert cut._step._cache_size() > full._step._cache_size() == 1  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize("mode", ["nl_bbox", "bbox"])
+def test_tracked_boxes_are_the_whole_models_on_the_same_crops(mixed_jobs, mode):
+  """The tracker conditions once per sequence (`LGTrack.condition`) and runs `LGTrack.localize`
+  per frame, with its own crops, text cut and box mapping. Replayed frame by frame through the
+  model's training entry point (`__call__`: template, search crop, full text) with the public
+  crop ops, the boxes are the same. No Hanning window, so both read the box at the score peak.
+  The head hands size and offset back in float32, so the two can differ by float32 rounding
+  (each replayed frame starts from the tracker's previous box, so that it does not add up)."""
+  job = mixed_jobs[0]
+  with jax.enable_x64(True):
+    tracker = _float64_tracker(window_influence=0.0)
+    tracked, _ = tracker.track(job.frames, job.init_box, job.sentence, mode)
+    d = tracker.config.data
+    ids, mask = tracker.tokenize([job.sentence])
+    if mode == "bbox":
+      mask = np.zeros_like(mask)
+    first = np.asarray(job.frames[0])
+    region = crop.crop_region(np.asarray(job.init_box, np.float64), d.template_factor)
+    template = crop.crop_and_resize(first, region, d.template_size)[None]
+    template_box = crop.box_to_crop(np.asarray(job.init_box, np.float64), region)[None]
+    for t, frame in enumerate(job.frames[1:4], start=1):
+      h, w = frame.shape[:2]
+      region = crop.crop_region(tracked[t - 1], d.search_factor)  # each frame from the tracker's
+      search = crop.crop_and_resize(np.asarray(frame), region, d.search_size)[None]
+      out = tracker.model.apply({"params": tracker.params}, template, search, template_box,
+                                ids, mask, np.full((1,), tracker_mode(mode), np.int32))
+      box = np.asarray(box_ops.clip_xywh_to_image(crop.box_from_crop(out["boxes"][0], region),
+                                                  w, h))
+      np.testing.assert_allclose(tracked[t], box, rtol=1e-6, err_msg=f"frame {t}")
+
+
+def tracker_mode(mode: str) -> int:
+  """The model mode of the frames after the first (tracker.MODES)."""
+  from lgtrack_jax.tracking.tracker import MODES  # pylint: disable=import-outside-toplevel
+  return MODES[mode]
 
 
 @pytest.mark.parametrize("mode", ["nl_bbox", "nl"])
