@@ -6,7 +6,7 @@ Inserted before selected ViT blocks. Per call:
      unchanged at initialisation and the model learns how much language to let in;
   2. vision -> language ("enhanced", bidirectional): T queries the vision tokens, residual + MLP,
      so the text stream is refined level by level;
-  3. global modulation: v = v + tanh(alpha_gm) * v * W g_l, g_l the sentence vector.
+  3. global modulation: v = v + tanh(alpha_gm) * v * (W g_l + b), g_l the sentence vector.
 Samples without text (mode 0) pass through unchanged: every language term is multiplied by
 `has_text`, and text padding is masked in every attention. Both attentions pair the vision tokens
 with a few text tokens, and fold their projections through the text side (`CrossAttention`).
@@ -25,34 +25,47 @@ from lgtrack_jax.models.vit import Mlp
 
 
 class EMIM(nn.Module):
-  """v [B, N, D], t [B, L, D], t_mask [B, L] int, g_l [B, D], has_text [B] bool -> (v, t)."""
+  """v [B, N, D], t [B, L, D], t_mask [B, L] int, mod [B, D] (`modulation_vector(g_l)`; None
+  without global modulation), has_text [B] bool -> (v, t). D = `width`.
+
+  The modulation vector depends on the sentence alone, so a tracker computes it once per
+  sequence (`LGTrack.condition`).
+  """
 
   num_heads: int
+  width: int
   mlp_ratio: float = 2.0
   bidirectional: bool = True
   global_modulation: bool = True
   dtype: Any = jnp.float32
 
-  @nn.compact
-  def __call__(self, v, t, t_mask, g_l, has_text):
+  def setup(self):
+    ln = lambda: nn.LayerNorm(epsilon=1e-6, dtype=self.dtype)
+    self.alpha_ca = self.param("alpha_ca", nn.initializers.zeros, ())
+    self.norm_v = ln()
+    self.lang_to_vision = CrossAttention(self.num_heads, self.dtype)
+    if self.bidirectional:
+      self.norm_t, self.norm_v2, self.norm_t2 = ln(), ln(), ln()
+      self.vision_to_lang = CrossAttention(self.num_heads, self.dtype)
+      self.text_mlp = Mlp(int(self.width * self.mlp_ratio), dtype=self.dtype)
+    if self.global_modulation:
+      self.alpha_gm = self.param("alpha_gm", nn.initializers.zeros, ())
+      self.modulation = layers.Dense(self.width, self.dtype)
+
+  def modulation_vector(self, g_l: jnp.ndarray) -> jnp.ndarray | None:
+    """g_l [B, D] sentence vector -> W g_l + b [B, D] (None without global modulation)."""
+    return self.modulation(g_l) if self.global_modulation else None
+
+  def __call__(self, v, t, t_mask, mod, has_text):
     gate = has_text.astype(v.dtype)[:, None, None]
     attn_mask = (t_mask > 0)[:, None, None, :]  # [B, 1, 1, L]: query any vision token, key text
-    ln = lambda name: nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=name)
-
-    alpha_ca = self.param("alpha_ca", nn.initializers.zeros, ())
-    ca = CrossAttention(self.num_heads, self.dtype, name="lang_to_vision")(
-        ln("norm_v")(v), t, attn_mask)
-    v = v + jnp.tanh(alpha_ca) * ca * gate
+    ca = self.lang_to_vision(self.norm_v(v), t, attn_mask)
+    v = v + jnp.tanh(self.alpha_ca) * ca * gate
 
     if self.bidirectional:
-      tq = ln("norm_t")(t)
-      t = t + CrossAttention(self.num_heads, self.dtype, name="vision_to_lang")(
-          tq, ln("norm_v2")(v))
-      t = t + Mlp(int(t.shape[-1] * self.mlp_ratio), dtype=self.dtype,
-                  name="text_mlp")(ln("norm_t2")(t))
+      t = t + self.vision_to_lang(self.norm_t(t), self.norm_v2(v))
+      t = t + self.text_mlp(self.norm_t2(t))
 
     if self.global_modulation:
-      alpha_gm = self.param("alpha_gm", nn.initializers.zeros, ())
-      mod = layers.Dense(v.shape[-1], self.dtype, name="modulation")(g_l)[:, None, :]
-      v = v + jnp.tanh(alpha_gm) * v * mod * gate
+      v = v + jnp.tanh(self.alpha_gm) * v * mod[:, None, :] * gate
     return v, t

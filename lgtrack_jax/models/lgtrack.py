@@ -134,7 +134,7 @@ class LGTrack(nn.Module):
                    for i in range(c.depth)]
     if any(not 0 <= i < c.depth for i in c.emim.layers):
       raise ValueError(f"model.emim.layers={c.emim.layers} must index ViT blocks 0..{c.depth - 1}")
-    self.emims = [EMIM(c.emim.num_heads, c.emim.mlp_ratio, c.emim.bidirectional,
+    self.emims = [EMIM(c.emim.num_heads, d, c.emim.mlp_ratio, c.emim.bidirectional,
                        c.emim.global_modulation, dtype=dtype) for _ in c.emim.layers]
     self.norm = nn.LayerNorm(epsilon=1e-6, dtype=dtype)
     self.decoder = JointQueryDecoder(c.decoder.num_layers, c.decoder.hidden_size,
@@ -164,7 +164,8 @@ class LGTrack(nn.Module):
       z [B, Nz, D] template tokens (patch and position embedded; `null_template` in mode 1),
       z_mask [B, Nz] bool the target's template tokens (all in mode 1),
       t [B, L, D] text tokens, t_mask [B, L] int32 (all 0 when the sample has no text),
-      g_l [B, D] the sentence (zeros without text), has_text [B] bool.
+      g_l [B, D] the sentence (zeros without text), has_text [B] bool,
+      mods: each EMIM's modulation vector [B, D] (`EMIM.modulation_vector`; None without).
     Every entry is per token or per sample, so a prefix of t / t_mask is the same as conditioning
     on the shorter text.
     """
@@ -174,14 +175,16 @@ class LGTrack(nn.Module):
     z, z_grid = self.patch_embed(normalize_image(template, dtype))
     no_template = (mode == 1)[:, None, None]
     z = jnp.where(no_template, self.null_template.astype(dtype), z)
+    g_l = self.text_global_proj(text["sentence"].astype(dtype)) * gate
     return {
         "z": z + self.pos_embed_z(z_grid).astype(dtype),
         # The target's template tokens: inside the template box (all of them in mode 1).
         "z_mask": box_token_mask(template_box, z_grid) | no_template[:, :, 0],
         "t": self.text_tokens_proj(text["tokens"].astype(dtype)),
         "t_mask": text_mask * has_text[:, None].astype(text_mask.dtype),
-        "g_l": self.text_global_proj(text["sentence"].astype(dtype)) * gate,
+        "g_l": g_l,
         "has_text": has_text,
+        "mods": [emim.modulation_vector(g_l) for emim in self.emims],
     }
 
   def localize(self, cond: dict[str, jnp.ndarray], search, select_cells=None
@@ -201,7 +204,8 @@ class LGTrack(nn.Module):
     search_at = jnp.broadcast_to(jnp.arange(nx, dtype=jnp.int32), (v.shape[0], nx))
     for i, blk in enumerate(self.blocks):
       if i in emim_at:
-        v, t = self.emims[emim_at[i]](v, t, t_mask, cond["g_l"], cond["has_text"])
+        k = emim_at[i]
+        v, t = self.emims[k](v, t, t_mask, cond["mods"][k], cond["has_text"])
       if blk.keep_search:
         v, kept = blk(v, z_mask)
         search_at = jnp.take_along_axis(search_at, kept, axis=1)
