@@ -193,11 +193,10 @@ class LGTracker:
       return self._text_max
     return min(self._text_max, bucket(max(max(lengths, default=1), 1), multiple))
 
-  def lower_step(self, batch_sequences: int, frame_hw: tuple[int, int],
-                 sentence_tokens: int | None = None) -> jax.stages.Lowered:
-    """The per-frame function lowered for K slots of frames [H, W] (rounded up to the bucket) and
-    sentences of `sentence_tokens` tokens (default text.max_len), from shapes only: `.compile()`
-    times compilation, `.cost_analysis()` gives its FLOPs."""
+  def step_shapes(self, batch_sequences: int, frame_hw: tuple[int, int],
+                  sentence_tokens: int | None = None) -> tuple[tuple, dict]:
+    """(args, kwargs) of the per-frame function, as shapes, for K slots of frames [H, W] (rounded
+    up to the bucket) and sentences of `sentence_tokens` tokens (default text.max_len)."""
     k = batch_sequences
     hb, wb = (bucket(n, self._bucket) for n in frame_hw)
     text = jax.eval_shape(lambda: self.encode_sentence(None))
@@ -206,9 +205,16 @@ class LGTracker:
                           jax.ShapeDtypeStruct((4,), template.dtype), text,
                           jax.ShapeDtypeStruct((), jnp.int32))
     state = jax.eval_shape(functools.partial(_empty_state, k), cond)
-    return self._step.lower(self.variables, jax.ShapeDtypeStruct((k, hb, wb, 3), jnp.uint8),
-                            jax.ShapeDtypeStruct((k, 2), jnp.int32), state,
-                            text_len=self.kept_text_tokens([sentence_tokens or self._text_max]))
+    args = (self.variables, jax.ShapeDtypeStruct((k, hb, wb, 3), jnp.uint8),
+            jax.ShapeDtypeStruct((k, 2), jnp.int32), state)
+    return args, {"text_len": self.kept_text_tokens([sentence_tokens or self._text_max])}
+
+  def lower_step(self, batch_sequences: int, frame_hw: tuple[int, int],
+                 sentence_tokens: int | None = None) -> jax.stages.Lowered:
+    """The per-frame function lowered from shapes (`step_shapes`): `.compile()` times
+    compilation, `.cost_analysis()` gives its FLOPs."""
+    args, kwargs = self.step_shapes(batch_sequences, frame_hw, sentence_tokens)
+    return self._step.lower(*args, **kwargs)
 
   # --- host-side driver ----------------------------------------------------------------------
   def encode_sentence(self, sentence: str | None) -> dict:

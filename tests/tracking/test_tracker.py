@@ -1,8 +1,11 @@
 """The online tracker: boxes inside the image, one compilation per frame size, all three modes."""
 
+import functools
+
 import jax
 import numpy as np
 import pytest
+from jax.interpreters import partial_eval as pe
 
 from input_pipeline import sources, synthetic
 from lgtrack_jax.evaluation.runner import Frames
@@ -140,6 +143,25 @@ def test_tracked_boxes_are_the_whole_models_on_the_same_crops(mixed_jobs, mode):
       box = np.asarray(box_ops.clip_xywh_to_image(crop.box_from_crop(out["boxes"][0], region),
                                                   w, h))
       np.testing.assert_allclose(tracked[t], box, rtol=1e-6, err_msg=f"frame {t}")
+
+
+def test_per_frame_function_reads_no_per_sequence_parameter(tracker):
+  """Template, sentence and modulation are `LGTrack.condition`'s, computed once per sequence: the
+  per-frame function (after dead-code elimination) reads none of their parameters, and does read
+  the ViT's, the EMIMs' attentions', the decoder's and the head's."""
+  args, kwargs = tracker.step_shapes(2, (100, 80), 5)
+  step_fn = functools.partial(tracker._step_fn, **kwargs)  # pylint: disable=protected-access
+  closed = jax.make_jaxpr(step_fn)(*args)
+  _, used = pe.dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars))
+  paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(args)]
+  assert len(paths) == len(used)
+  read = [p for p, u in zip(paths, used) if u]
+  per_sequence = ("text_encoder", "text_tokens_proj", "text_global_proj", "null_template",
+                  "pos_embed_z", "'modulation'", "text_embed_proj")
+  assert any(name in p for p in paths for name in per_sequence)
+  assert not [p for p in read if any(name in p for name in per_sequence)]
+  for name in ("blocks_0", "'lang_to_vision'", "pos_embed_x", "decoder", "head", "patch_embed"):
+    assert any(name in p for p in read), name
 
 
 def tracker_mode(mode: str) -> int:
