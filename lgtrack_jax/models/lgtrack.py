@@ -19,9 +19,9 @@ Outputs: dict with
   vision_tokens [B, Nx, E] search tokens in the contrastive space, text_embed [B, E] sentence in
   the contrastive space, search_kept [B, Nx] bool (False: dropped by candidate elimination;
   all True without it), has_text [B] bool, logit_scale [] (learnable inverse temperature, log).
-`__call__` is `condition` (the per-sequence half: template tokens, text tokens, sentence vector)
-then `localize` (the per-frame half: search tokens through the ViT with EMIM, decoder, head). A
-tracker calls the two apart, `condition` once per sequence.
+`__call__` is `condition` (the per-sequence half: template tokens, text tokens, sentence vector,
+EMIM modulation vectors) then `localize` (the per-frame half: search tokens through the ViT with
+EMIM, decoder, head). A tracker calls the two apart, `condition` once per sequence.
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ class LGTrack(nn.Module):
     x = x + self.pos_embed_x(x_grid).astype(dtype)
     nz, nx = z.shape[1], x.shape[1]
 
-    v = constrain_batch(jnp.concatenate([z.astype(dtype), x], axis=1))
+    v = constrain_batch(jnp.concatenate([z, x], axis=1))
     emim_at = {layer: k for k, layer in enumerate(c.emim.layers)}
     # Candidate elimination: positions (in the search grid) of the search tokens still in v.
     search_at = jnp.broadcast_to(jnp.arange(nx, dtype=jnp.int32), (v.shape[0], nx))

@@ -4,10 +4,10 @@ Per frame, one jitted function takes the full frames on device, crops the search
 the last boxes and resizes them (in the jit), runs LGTrack, applies the Hanning-window penalty,
 maps the boxes back to the frames and clips them to the images. What the template and the sentence
 contribute (`LGTrack.condition`: the template crop's tokens, the projected text tokens, the
-sentence vector) is computed once per sequence, on its first frame, and kept in the state; each
-frame runs only `LGTrack.localize`. Modes: 'nl_bbox' (box + sentence: model mode 2), 'bbox' (box
-only: mode 0), 'nl' (sentence only: the first frame is grounded by the model in mode 1, then
-tracking continues in mode 2 from the grounded box).
+sentence vector, the EMIM modulation vectors) is computed once per sequence, on its first frame,
+and kept in the state; each frame runs only `LGTrack.localize`. Modes: 'nl_bbox' (box + sentence:
+model mode 2), 'bbox' (box only: mode 0), 'nl' (sentence only: the first frame is grounded by the
+model in mode 1, then tracking continues in mode 2 from the grounded box).
 
 Batched tracking: `track_many(jobs, batch_sequences=K)` keeps K sequences in flight, one per
 slot; the per-frame function runs on all K slots at once (the model is batched over slots, the crop
@@ -146,7 +146,7 @@ class LGTracker:
 
     Returns box [4] (the given one, or the grounded one: whole frame, model mode 1) and the
     sequence's conditioning (`_condition`: template tokens from the crop around that box, text
-    tokens), which every later frame reuses.
+    tokens, sentence and modulation vectors), which every later frame reuses.
     """
     if ground:
       search = crop.resize_full(frame, self._xs, hw)

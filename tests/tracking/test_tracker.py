@@ -13,7 +13,7 @@ from lgtrack_jax.models import lgtrack
 from lgtrack_jax.ops import boxes as box_ops
 from lgtrack_jax.ops import crop
 from lgtrack_jax.tokenizer import Tokenizer
-from lgtrack_jax.tracking.tracker import Job, LGTracker, StaticTracker
+from lgtrack_jax.tracking.tracker import MODES, Job, LGTracker, StaticTracker
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_tracked_boxes_are_the_whole_models_on_the_same_crops(mixed_jobs, mode):
       region = crop.crop_region(tracked[t - 1], d.search_factor)  # each frame from the tracker's
       search = crop.crop_and_resize(np.asarray(frame), region, d.search_size)[None]
       out = tracker.model.apply({"params": tracker.params}, template, search, template_box,
-                                ids, mask, np.full((1,), tracker_mode(mode), np.int32))
+                                ids, mask, np.full((1,), MODES[mode], np.int32))
       box = np.asarray(box_ops.clip_xywh_to_image(crop.box_from_crop(out["boxes"][0], region),
                                                   w, h))
       np.testing.assert_allclose(tracked[t], box, rtol=1e-6, err_msg=f"frame {t}")
@@ -162,12 +162,6 @@ def test_per_frame_function_reads_no_per_sequence_parameter(tracker):
   assert not [p for p in read if any(name in p for name in per_sequence)]
   for name in ("blocks_0", "'lang_to_vision'", "pos_embed_x", "decoder", "head", "patch_embed"):
     assert any(name in p for p in read), name
-
-
-def tracker_mode(mode: str) -> int:
-  """The model mode of the frames after the first (tracker.MODES)."""
-  from lgtrack_jax.tracking.tracker import MODES  # pylint: disable=import-outside-toplevel
-  return MODES[mode]
 
 
 @pytest.mark.parametrize("mode", ["nl_bbox", "nl"])
