@@ -139,6 +139,21 @@ def test_attention_as_matmuls_is_flax_attention(masked):
   np.testing.assert_allclose(np.asarray(bf, np.float32), ref, atol=0.05)
 
 
+@pytest.mark.skipif(jax.devices()[0].platform != "gpu",
+                    reason="the cudnn fused attention kernel exists on NVIDIA GPUs only")
+def test_cudnn_attention_is_flax_attention_on_gpu():
+  # The ViT's shapes: template + search tokens of lgtrack_b256, ViT-B heads.
+  rng = np.random.default_rng(3)
+  q, k, v = (jnp.asarray(rng.normal(size=(2, 320, 12, 64)), jnp.float32) for _ in range(3))
+  with jax.default_matmul_precision("highest"):
+    ref = np.asarray(flax.linen.dot_product_attention(q, k, v))
+  bf16 = [t.astype(jnp.bfloat16) for t in (q, k, v)]
+  out = jax.jit(layers.attention_fn("cudnn", jnp.bfloat16))(*bf16)
+  assert out.dtype == jnp.bfloat16 and out.shape == q.shape
+  err = np.linalg.norm(np.asarray(out, np.float32) - ref) / np.linalg.norm(ref)
+  assert err < 1e-2, err  # bf16 operands: between 1e-3 and 1e-2
+
+
 @pytest.mark.parametrize("lhs,rhs,dims", [
     ((4, 6), (6, 8), (((1,), (0,)), ((), ()))),  # Dense
     ((2, 5, 6), (6, 3, 4), (((2,), (0,)), ((), ()))),  # DenseGeneral: q/k/v
