@@ -210,10 +210,16 @@ class LGTracker:
     return args, {"text_len": self.kept_text_tokens([sentence_tokens or self._text_max])}
 
   def lower_step(self, batch_sequences: int, frame_hw: tuple[int, int],
-                 sentence_tokens: int | None = None) -> jax.stages.Lowered:
+                 sentence_tokens: int | None = None, device: jax.Device | None = None
+                 ) -> jax.stages.Lowered:
     """The per-frame function lowered from shapes (`step_shapes`): `.compile()` times
-    compilation, `.cost_analysis()` gives its FLOPs."""
+    compilation, `.cost_analysis()` gives its FLOPs. `device`: lower for that device instead of
+    the default one (the host CPU analyses lowered modules on any platform)."""
     args, kwargs = self.step_shapes(batch_sequences, frame_hw, sentence_tokens)
+    if device is not None:
+      sharding = jax.sharding.SingleDeviceSharding(device)
+      args = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
+                          args)
     return self._step.lower(*args, **kwargs)
 
   # --- host-side driver ----------------------------------------------------------------------

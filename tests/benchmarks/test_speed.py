@@ -1,10 +1,13 @@
 """benchmarks/speed.py runs end to end and prints one well-formed JSON line per measurement."""
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -53,3 +56,35 @@ def test_training_benchmark():
     assert (name, None) in names, name
   ms = {l["name"]: l["value"] for l in lines}
   assert ms["train_forward_ms"] < ms["train_forward_backward_ms"]
+
+
+def _speed_module():
+  spec = importlib.util.spec_from_file_location("speed_under_test",
+                                                os.path.join(REPO, "benchmarks", "speed.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)  # defines its absl flags once per process (this test only)
+  return module
+
+
+class _NoAnalysis:
+  """A lowered function as a plugin backend (CUDA) gives it: no cost analysis before compiling."""
+
+  def cost_analysis(self):
+    return None
+
+
+def test_flops_count_falls_back_to_the_host_lowering_then_the_compiled_module():
+  speed = _speed_module()
+  a, b = jnp.ones((64, 32)), jnp.ones((32, 16))
+  f = jax.jit(lambda x, y: jnp.tanh(x @ y))
+  lowered = f.lower(a, b)
+  compiled = lowered.compile()
+  expected = 2 * 64 * 32 * 16
+  assert speed.count_flops(lowered, compiled)[0] >= expected
+  hlo, source = speed.count_flops(lowered, compiled)
+  assert source == "HLO"
+  on_host = speed.count_flops(_NoAnalysis(), compiled,
+                              lambda d: f.lower(*speed.shapes_on((a, b), d)))
+  assert on_host == (hlo, "HLO lowered for the host CPU")
+  flops, source = speed.count_flops(_NoAnalysis(), compiled)
+  assert source == "compiled HLO (cpu)" and flops >= expected

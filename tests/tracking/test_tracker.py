@@ -164,6 +164,15 @@ def test_per_frame_function_reads_no_per_sequence_parameter(tracker):
     assert any(name in p for p in read), name
 
 
+def test_step_lowered_for_a_device_is_the_same_function(tracker):
+  """lower_step(device=...) lowers the per-frame function from shapes placed on that device (the
+  benchmark counts FLOPs on the host CPU where the accelerator's backend cannot): same FLOPs."""
+  host = jax.devices("cpu")[0]
+  on_host = tracker.lower_step(2, (100, 80), 5, device=host)
+  default = tracker.lower_step(2, (100, 80), 5)
+  assert on_host.cost_analysis()["flops"] == default.cost_analysis()["flops"] > 0
+
+
 @pytest.mark.parametrize("mode", ["nl_bbox", "nl"])
 def test_batched_tracking_equals_sequential(mixed_jobs, mode):
   """K = 3 slots over 5 sequences (refills, idle slots, two frame buckets) gives the boxes of
