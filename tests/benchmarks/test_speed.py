@@ -73,8 +73,12 @@ class _NoAnalysis:
     return None
 
 
-def test_flops_count_falls_back_to_the_host_lowering_then_the_compiled_module():
-  speed = _speed_module()
+@pytest.fixture(scope="module")
+def speed():
+  return _speed_module()
+
+
+def test_flops_count_falls_back_to_the_host_lowering_then_the_compiled_module(speed):
   a, b = jnp.ones((64, 32)), jnp.ones((32, 16))
   f = jax.jit(lambda x, y: jnp.tanh(x @ y))
   lowered = f.lower(a, b)
@@ -88,3 +92,18 @@ def test_flops_count_falls_back_to_the_host_lowering_then_the_compiled_module():
   assert on_host == (hlo, "HLO lowered for the host CPU")
   flops, source = speed.count_flops(_NoAnalysis(), compiled)
   assert source == "compiled HLO (cpu)" and flops >= expected
+
+
+def test_train_step_flops_on_the_host_equal_the_sharded_steps(speed, config):
+  from lgtrack_jax.training import setup as setup_lib, sharding  # pylint: disable=import-outside-toplevel
+  from lgtrack_jax.training.fake_batch import random_batch  # pylint: disable=import-outside-toplevel
+  mesh = sharding.make_mesh(config, jax.devices()[:1])
+  training = setup_lib.build_training(config, mesh, jax.random.key(0))
+  batch = sharding.global_batch(random_batch(config, config.train.global_batch), mesh)
+  with jax.set_mesh(mesh):
+    lowered = training.step.lower(training.state, batch)
+  sharded, source = speed.count_flops(lowered, None)
+  assert source == "HLO" and sharded > 0
+  host = speed.unsharded_train_step(training, config)
+  assert speed.count_flops(_NoAnalysis(), None, lambda d: host.lower(
+      *speed.shapes_on((training.state, batch), d))) == (sharded, "HLO lowered for the host CPU")
