@@ -11,7 +11,7 @@ padding, transfer, crop in the jit, the model, the window and the box mapping, p
 runs the real jitted train step (optimizer included) on one device's share of a batch.
 
 Keys of each line: name, value, unit, config, batch_sequences, device, and the speed switches
-dtype, attention, conv, ce ([layers, keep_ratio] or null). Names:
+dtype, attention, conv, ce ([layers, keep_ratio] or null), search_window. Names:
   track_latency_ms        K = 1: median seconds per frame (what a single video sees)
   track_frames_per_s      frames per second with K sequences in flight
   vit_latency_ms          K = 1: a bare ViT of the same width/depth over the same tokens, the
@@ -86,6 +86,7 @@ def emit(name: str, value: float, unit: str, k: int | None = None, **extra) -> N
                     # The switches that change speed, so that lines of different runs compare.
                     "dtype": m.dtype, "attention": m.attention, "conv": m.conv,
                     "ce": [list(m.ce.layers), m.ce.keep_ratio] if m.ce.layers else None,
+                    "search_window": _CONFIG.value.eval.search_window,
                     **extra}),
         flush=True)
 

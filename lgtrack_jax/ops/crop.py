@@ -12,17 +12,19 @@ crops see the same pixels when tracking.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 
-def crop_region(box_xywh: jnp.ndarray, factor: float) -> jnp.ndarray:
+def crop_region(box_xywh: jnp.ndarray, factor: float, xp=jnp) -> jnp.ndarray:
   """Square region around a box: [..., 4] xywh pixels -> [..., 3] (x0, y0, side).
 
-  side = sqrt(w * h) * factor, centred on the box centre (OSTrack's search-area rule).
+  side = sqrt(w * h) * factor, centred on the box centre (OSTrack's search-area rule). `xp`:
+  the array module (numpy computes it on the host).
   """
-  side = jnp.sqrt(jnp.maximum(box_xywh[..., 2] * box_xywh[..., 3], 1.0)) * factor
+  side = xp.sqrt(xp.maximum(box_xywh[..., 2] * box_xywh[..., 3], 1.0)) * factor
   cx = box_xywh[..., 0] + box_xywh[..., 2] / 2
   cy = box_xywh[..., 1] + box_xywh[..., 3] / 2
-  return jnp.stack([cx - side / 2, cy - side / 2, side], axis=-1)
+  return xp.stack([cx - side / 2, cy - side / 2, side], axis=-1)
 
 
 def sample_coords(start: jnp.ndarray, extent: jnp.ndarray, out: int) -> jnp.ndarray:
@@ -39,13 +41,16 @@ def _size(image: jnp.ndarray, hw: jnp.ndarray | None) -> tuple[jnp.ndarray, jnp.
 
 
 def resample(image: jnp.ndarray, ys: jnp.ndarray, xs: jnp.ndarray,
-             hw: jnp.ndarray | None = None) -> jnp.ndarray:
+             hw: jnp.ndarray | None = None, origin: jnp.ndarray | None = None) -> jnp.ndarray:
   """Bilinear samples of image [H, W, C] at the grid ys [Ho] x xs [Wo] -> [Ho, Wo, C] float.
 
   Samples outside the image are 0. `hw` [2] int32: the image's valid size when it is the top-left
   corner of a larger padded buffer (one compilation serves every frame size up to the buffer's);
-  pixels beyond it are never read. Done as one gather of the 4 neighbours: cost O(Ho * Wo),
-  independent of the frame size.
+  pixels beyond it are never read. `origin` [2] int32 (row, column): `image` is a window of a
+  larger frame whose pixel (row, column) is image[0, 0]; ys, xs and hw are then in the frame's
+  coordinates, and the samples are the frame's wherever the window holds every pixel they read
+  (`window_bounds`). Done as one gather of the 4 neighbours: cost O(Ho * Wo), independent of the
+  frame size.
   """
   h, w = _size(image, hw)
   img = image.astype(float)
@@ -57,6 +62,9 @@ def resample(image: jnp.ndarray, ys: jnp.ndarray, xs: jnp.ndarray,
   x0i = jnp.clip(x0.astype(jnp.int32), 0, w - 1)
   y1i = jnp.clip(y0i + 1, 0, h - 1)
   x1i = jnp.clip(x0i + 1, 0, w - 1)
+  if origin is not None:  # frame rows/columns -> the window's
+    y0i, y1i = (jnp.clip(i - origin[0], 0, image.shape[0] - 1) for i in (y0i, y1i))
+    x0i, x1i = (jnp.clip(i - origin[1], 0, image.shape[1] - 1) for i in (x0i, x1i))
   top = img[y0i][:, x0i] * (1 - wx) + img[y0i][:, x1i] * wx
   bottom = img[y1i][:, x0i] * (1 - wx) + img[y1i][:, x1i] * wx
   out = top * (1 - wy) + bottom * wy
@@ -65,14 +73,30 @@ def resample(image: jnp.ndarray, ys: jnp.ndarray, xs: jnp.ndarray,
 
 
 def crop_and_resize(image: jnp.ndarray, region: jnp.ndarray, out: int,
-                    hw: jnp.ndarray | None = None) -> jnp.ndarray:
+                    hw: jnp.ndarray | None = None, origin: jnp.ndarray | None = None
+                    ) -> jnp.ndarray:
   """Crops the square region (x0, y0, side) [3] of image [H, W, C] to [out, out, C] float.
 
-  `hw`: valid size of a padded image, as in `resample`.
+  `hw`: valid size of a padded image, `origin`: where a window sits in its frame, as in
+  `resample`.
   """
   ys = sample_coords(region[1], region[2], out)
   xs = sample_coords(region[0], region[2], out)
-  return resample(image, ys, xs, hw)
+  return resample(image, ys, xs, hw, origin)
+
+
+def window_bounds(region, frame_hw, margin: int = 2) -> tuple[int, int, int, int]:
+  """Rows [r0, r1) and columns [c0, c1) of a frame of size frame_hw (h, w) that cropping
+  `region` (x0, y0, side) reads, on the host (floats): with `margin` pixels to spare for the
+  device recomputing the region in float32. Empty (r0 == r1) when the region misses the frame."""
+  x0, y0, side = (float(v) for v in region)
+  h, w = frame_hw
+  # Samples lie in [start - 0.5, start + side - 0.5]; bilinear reads floor(.) and floor(.) + 1.
+  r0 = min(max(int(np.floor(y0)) - margin, 0), h)
+  r1 = max(min(int(np.ceil(y0 + side)) + margin, h), r0)
+  c0 = min(max(int(np.floor(x0)) - margin, 0), w)
+  c1 = max(min(int(np.ceil(x0 + side)) + margin, w), c0)
+  return r0, r1, c0, c1
 
 
 def resize_full(image: jnp.ndarray, out: int, hw: jnp.ndarray | None = None) -> jnp.ndarray:

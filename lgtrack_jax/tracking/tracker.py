@@ -1,6 +1,6 @@
 """The online tracker (DESIGN section 7).
 
-Per frame, one jitted function takes the full frames on device, crops the search regions around
+Per frame, one jitted function takes the frames on device, crops the search regions around
 the last boxes and resizes them (in the jit), runs LGTrack, applies the Hanning-window penalty,
 maps the boxes back to the frames and clips them to the images. What the template and the sentence
 contribute (`LGTrack.condition`: the template crop's tokens, the projected text tokens, the
@@ -21,6 +21,10 @@ whose sides are rounded up to a multiple of `config.eval.frame_bucket`, and its 
 as an array (`crop.resample` never reads the padding). Likewise the text tokens enter the per-frame
 function cut to the longest sentence in flight, rounded up to `config.eval.text_bucket`: a sentence
 is far shorter than `text.max_len`, and every text token costs work in each EMIM every frame.
+
+With `config.eval.search_window`, each frame after the first goes to the device as the window its
+search crop reads (`window_frames`: the host knows the last box) rather than whole: the same
+boxes, a fraction of the bytes, at the price of a compilation per window size.
 """
 
 from __future__ import annotations
@@ -96,6 +100,47 @@ def pad_frames(frames: list[np.ndarray | None], multiple: int) -> tuple[np.ndarr
   return batch, hw
 
 
+def window_side(n: int, multiple: int) -> int:
+  """n rounded up to `multiple` times 1, 2, 3, 4, 6, 8, 12, 16, ... (a window buffer's side: at
+  most 1.5x what is needed, and few distinct sides, so few compilations)."""
+  m = 1
+  while m * multiple < n:  # 1, 2, 3, 4, 6, 8, 12, ...: the powers of two and 1.5 times them
+    m = m + 1 if m < 2 else m * 3 // 2 if m & (m - 1) == 0 else m * 4 // 3
+  return m * multiple
+
+
+def window_frames(frames: list[np.ndarray | None], regions: list[np.ndarray | None],
+                  multiple: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The part of each frame its search crop reads, for the device: frames [H, W, 3] uint8 (None:
+  an idle slot), regions (x0, y0, side) float on the host ->
+  (windows [K, Hw, Ww, 3] uint8, frame sizes hw [K, 2] int32, origins [K, 2] int32 (row, column)
+  of each window in its frame; `crop.resample`'s arguments).
+
+  Each window holds every pixel its crop reads (`crop.window_bounds`), so the crop is the full
+  frame's, exactly. Sides are `window_side`s of what the widest slot needs, at most the frame's
+  padded side: a 1280x720 frame is 2.8 MB, a 384x384 window 0.4 MB.
+  """
+  present = [(f, crop.window_bounds(r, f.shape[:2])) for f, r in zip(frames, regions)
+             if f is not None]
+  hb = max(min(window_side(r1 - r0, multiple), bucket(f.shape[0], multiple))
+           for f, (r0, r1, _, _) in present)
+  wb = max(min(window_side(c1 - c0, multiple), bucket(f.shape[1], multiple))
+           for f, (_, _, c0, c1) in present)
+  batch = np.zeros((len(frames), hb, wb, 3), np.uint8)
+  hw = np.ones((len(frames), 2), np.int32)
+  origin = np.zeros((len(frames), 2), np.int32)
+  for k, (f, r) in enumerate(zip(frames, regions)):
+    if f is None:
+      continue
+    r0, _, c0, _ = crop.window_bounds(r, f.shape[:2])
+    # As far up/left as the bounds start, but no further down/right than the frame allows.
+    oy, ox = max(min(r0, f.shape[0] - hb), 0), max(min(c0, f.shape[1] - wb), 0)
+    window = f[oy:oy + hb, ox:ox + wb]
+    batch[k, :window.shape[0], :window.shape[1]] = window
+    hw[k], origin[k] = f.shape[:2], (oy, ox)
+  return batch, hw, origin
+
+
 class LGTracker:
   """Tracks sequences with a trained LGTrack, one at a time (`track`) or K at once (`track_many`).
 
@@ -120,7 +165,7 @@ class LGTracker:
     self._window = jnp.asarray(hann2d(grid, grid))
     self._encode = jax.jit(functools.partial(model.apply, method=model.encode_text))
     self._init = jax.jit(self._init_fn, static_argnames="ground")
-    self._step = jax.jit(self._step_fn, donate_argnums=3, static_argnames="text_len")
+    self._step = jax.jit(self._step_fn, donate_argnums=4, static_argnames="text_len")
     self._set_slot = jax.jit(_set_slot, donate_argnums=0)
 
   # --- jitted pieces (pure functions of arrays) ----------------------------------------------
@@ -161,16 +206,17 @@ class LGTracker:
     template = crop.crop_and_resize(frame, region, self._zs, hw)
     return box, self._condition(variables, template, crop.box_to_crop(box, region), text, mode)
 
-  def _step_fn(self, variables, frames, hw, state, *, text_len: int):
-    """One frame of K sequences: frames [K, Hb, Wb, 3] uint8, hw [K, 2] int32 valid sizes,
-    state (see `_empty_state`) with the previous boxes [K, 4] xywh px and each sequence's
-    conditioning; the model sees the first `text_len` text tokens (no fewer than any active slot's
-    sentence has).
+  def _step_fn(self, variables, windows, hw, origin, state, *, text_len: int):
+    """One frame of K sequences: windows [K, Hw, Ww, 3] uint8 of the frames (`window_frames`),
+    hw [K, 2] int32 frame sizes, origin [K, 2] int32 the windows' places in their frames, state
+    (see `_empty_state`) with the previous boxes [K, 4] xywh px and each sequence's conditioning;
+    the model sees the first `text_len` text tokens (no fewer than any active slot's sentence has).
 
     Returns (new state, boxes [K, 4] xywh px, peak scores [K]).
     """
     regions = crop.crop_region(state["box"], self.config.data.search_factor)
-    search = jax.vmap(crop.crop_and_resize, in_axes=(0, 0, None, 0))(frames, regions, self._xs, hw)
+    search = jax.vmap(crop.crop_and_resize, in_axes=(0, 0, None, 0, 0))(
+        windows, regions, self._xs, hw, origin)
     wi = self.config.eval.window_influence
 
     def peaks(score_logits):  # the Hanning-window penalty (OSTrack): favour small motion
@@ -195,8 +241,9 @@ class LGTracker:
 
   def step_shapes(self, batch_sequences: int, frame_hw: tuple[int, int],
                   sentence_tokens: int | None = None) -> tuple[tuple, dict]:
-    """(args, kwargs) of the per-frame function, as shapes, for K slots of frames [H, W] (rounded
-    up to the bucket) and sentences of `sentence_tokens` tokens (default text.max_len)."""
+    """(args, kwargs) of the per-frame function, as shapes, for K slots of windows [H, W] (rounded
+    up to the bucket; the window of a whole frame at most) and sentences of `sentence_tokens`
+    tokens (default text.max_len). The FLOPs do not depend on the window's size."""
     k = batch_sequences
     hb, wb = (bucket(n, self._bucket) for n in frame_hw)
     text = jax.eval_shape(lambda: self.encode_sentence(None))
@@ -206,7 +253,8 @@ class LGTracker:
                           jax.ShapeDtypeStruct((), jnp.int32))
     state = jax.eval_shape(functools.partial(_empty_state, k), cond)
     args = (self.variables, jax.ShapeDtypeStruct((k, hb, wb, 3), jnp.uint8),
-            jax.ShapeDtypeStruct((k, 2), jnp.int32), state)
+            jax.ShapeDtypeStruct((k, 2), jnp.int32), jax.ShapeDtypeStruct((k, 2), jnp.int32),
+            state)
     return args, {"text_len": self.kept_text_tokens([sentence_tokens or self._text_max])}
 
   def lower_step(self, batch_sequences: int, frame_hw: tuple[int, int],
@@ -287,8 +335,15 @@ class LGTracker:
       if not active:
         return
       t0 = time.perf_counter()
-      batch, hw = pad_frames(frames, self._bucket)
-      state, boxes, _ = self._step(self.variables, batch, hw, state,
+      if self.config.eval.search_window:
+        factor = self.config.data.search_factor
+        regions = [None if f is None else crop.crop_region(slots[k].boxes[-1], factor, np)
+                   for k, f in enumerate(frames)]
+        windows, hw, origin = window_frames(frames, regions, self._bucket)
+      else:
+        windows, hw = pad_frames(frames, self._bucket)
+        origin = np.zeros_like(hw)
+      state, boxes, _ = self._step(self.variables, windows, hw, origin, state,
                                    text_len=self.kept_text_tokens(slots[k].text_len for k in active))
       boxes = np.asarray(boxes, np.float64)
       dt = (time.perf_counter() - t0) / len(active)

@@ -13,7 +13,8 @@ from lgtrack_jax.models import lgtrack
 from lgtrack_jax.ops import boxes as box_ops
 from lgtrack_jax.ops import crop
 from lgtrack_jax.tokenizer import Tokenizer
-from lgtrack_jax.tracking.tracker import MODES, Job, LGTracker, StaticTracker
+from lgtrack_jax.tracking.tracker import (MODES, Job, LGTracker, StaticTracker, pad_frames,
+                                          window_frames, window_side)
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +206,59 @@ def test_frame_sizes_in_one_bucket_share_a_compilation(tracker, tmp_path):
     seq = sources.load("synthetic", root, "test")[0]
     tracker.track(Frames(seq), seq.boxes[0], seq.sentence, "bbox")
   assert tracker._step._cache_size() <= max(compiled, 1)  # pylint: disable=protected-access
+
+
+def test_window_sides():
+  assert [window_side(n, 128) for n in (0, 1, 128, 129, 257, 385, 513, 769, 1025, 1537)] == [
+      128, 128, 128, 256, 384, 512, 768, 1024, 1536, 2048]
+
+
+def test_window_crops_are_the_frames_crops():
+  """eval.search_window: each slot's window holds every pixel its crop reads, so cropping the
+  window (with its origin) gives the full frame's crop exactly: regions inside the frame, across
+  each border, larger than the frame, and off it altogether; slots of different frame sizes."""
+  rng = np.random.default_rng(0)
+  frames = [rng.integers(0, 256, (720, 1280, 3), np.uint8), None,
+            rng.integers(0, 256, (300, 500, 3), np.uint8)]
+  regions = [(600.3, 300.7, 90.2), (-40.5, 250.2, 120.0),  # inside; across two borders
+             (-500.0, -400.0, 2500.0), (1270.1, 100.0, 50.0),  # larger than the frame; an edge
+             (2000.0, 900.0, 60.0)]  # off the frame
+  for first, third in [(0, 1), (1, 0), (2, 1), (3, 4), (4, 2), (0, 3)]:
+    regs = [np.asarray(regions[first]), None, np.asarray(regions[third])]
+    windows, hw, origin = window_frames(frames, regs, 128)
+    padded, hw_full = pad_frames(frames, 128)
+    np.testing.assert_array_equal(hw, hw_full)
+    for k in (0, 2):
+      full = crop.crop_and_resize(padded[k], regs[k], 32, hw_full[k])
+      cut = crop.crop_and_resize(windows[k], regs[k], 32, hw[k], origin[k])
+      np.testing.assert_array_equal(np.asarray(cut), np.asarray(full), err_msg=f"{regs[k]}")
+    assert np.all(windows[1] == 0) and tuple(hw[1]) == (1, 1)
+  # The bounds themselves: the crop reads nothing outside them (garbage there changes nothing).
+  for region in rng.uniform((-100, -100, 1), (400, 300, 300), (50, 3)):
+    r0, r1, c0, c1 = crop.window_bounds(region, (300, 500))
+    poisoned = np.full_like(frames[2], 255)
+    poisoned[r0:r1, c0:c1] = frames[2][r0:r1, c0:c1]
+    np.testing.assert_array_equal(np.asarray(crop.crop_and_resize(poisoned, region, 32)),
+                                  np.asarray(crop.crop_and_resize(frames[2], region, 32)))
+  # A 100 px target in a 1280x720 frame (search region 4x its side): a 512x512 window, 0.8 MB
+  # against the padded frame's 3.0 MB.
+  windows, _, _ = window_frames(frames[:1], [np.asarray((600.0, 300.0, 400.0))], 128)
+  assert windows.shape == (1, 512, 512, 3)
+
+
+def test_search_windows_give_the_boxes_of_whole_frames(tmp_path):
+  """End to end, K = 2 over sequences of two frame sizes, float64: the same boxes whether the
+  device gets whole frames or the search windows."""
+  jobs = []
+  for size, seed in (((480, 360), 7), ((320, 200), 8)):
+    root = str(tmp_path / str(seed))
+    synthetic.generate(root, num_train=0, num_test=2, num_frames=8, seed=seed, image_size=size)
+    jobs += [Job(f"{seed}/{s.name}", [s.load_frame(i) for i in range(len(s))], s.boxes[0],
+                 s.sentence)
+             for s in sources.load("synthetic", root, "test")]
+  with jax.enable_x64(True):
+    runs = [{key: boxes for key, boxes, _ in _float64_tracker(search_window=on).track_many(
+        jobs, "nl_bbox", batch_sequences=2)} for on in (False, True)]
+  assert sorted(runs[0]) == sorted(runs[1]) and len(runs[0]) == 4
+  for key, boxes in runs[0].items():
+    np.testing.assert_allclose(runs[1][key], boxes, rtol=0, atol=1e-9, err_msg=key)
