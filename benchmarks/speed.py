@@ -51,6 +51,7 @@ from ml_collections import config_flags
 # Run as a script from anywhere: the repository root holds `configs/` (not an installed package).
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from lgtrack_jax import flops as flops_lib  # pylint: disable=wrong-import-position
 from lgtrack_jax.models import layers, lgtrack  # pylint: disable=wrong-import-position
 from lgtrack_jax.models.vit import Block, PatchEmbed
 from lgtrack_jax.tracking.tracker import Job, LGTracker
@@ -129,49 +130,6 @@ def peak_memory() -> tuple[float, str]:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MB (host max RSS)"
 
 
-def count_flops(lowered, compiled, lower_on: Callable[[jax.Device], Any] | None = None
-                ) -> tuple[float, str]:
-  """(FLOPs, where the count comes from) of a function lowered and compiled for its devices.
-
-  XLA's cost analysis of the HLO before any backend pass is one count for every platform, but
-  plugin backends (CUDA) do not analyse lowered modules. There `lower_on(device)` lowers the same
-  function for the host CPU (from shapes; nothing compiled or run) and that module is counted.
-  The compiled module's analysis is the last resort: it depends on the backend (on an H100 the
-  products in cuBLAS / cuDNN calls and Triton fusions went partly uncounted: 10.8 GFLOP per frame
-  in float32 and 56.9 in bf16, of the same 62 GFLOP model), and the lines say when it is used.
-  """
-  flops = _flops(lowered.cost_analysis())
-  if flops is not None:
-    return flops, "HLO"
-  try:
-    host = jax.devices("cpu")[0]
-  except RuntimeError:  # JAX_PLATFORMS leaves the CPU out
-    host = None
-  if lower_on is not None and host is not None:
-    try:
-      flops = _flops(lower_on(host).cost_analysis())
-    except Exception as e:  # pylint: disable=broad-except  (e.g. a kernel only the device has)
-      logging.warning("FLOPs: lowering for the host CPU failed (%s); counting the compiled "
-                      "module", e)
-      flops = None
-    if flops is not None:
-      return flops, "HLO lowered for the host CPU"
-  return _flops(compiled.cost_analysis()) or 0.0, f"compiled HLO ({jax.default_backend()})"
-
-
-def _flops(cost) -> float | None:
-  if cost is None:
-    return None
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost.get("flops", 0.0))
-
-
-def shapes_on(tree, device: jax.Device):
-  """Every array of `tree` as a ShapeDtypeStruct placed on `device` (to lower for it)."""
-  sharding = jax.sharding.SingleDeviceSharding(device)
-  return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), tree)
-
-
 def random_params(config):
   model = lgtrack.build_model(config)
   params = jax.jit(model.init)(jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
@@ -210,7 +168,7 @@ def bench_track(config, peak: float) -> None:
     logging.info("track K=%d: compiling the per-frame function", k)
     lowered = tracker.lower_step(k, (h, w), _SENTENCE_TOKENS)
     compile_s, compiled = compile_timed(lowered)
-    flops, flops_source = count_flops(
+    flops, flops_source = flops_lib.count_flops(
         lowered, compiled, lambda d: tracker.lower_step(k, (h, w), _SENTENCE_TOKENS, device=d))
     flops /= k
     logging.info("track K=%d: warm-up (compiles every piece)", k)
@@ -292,16 +250,9 @@ def _bare_vit_call(config, k: int) -> tuple[Callable[[], Any], float]:
   compiled = lowered.compile()
   call = lambda: compiled(params, *inputs).block_until_ready()
   call()
-  flops, _ = count_flops(lowered, compiled,
-                         lambda d: fwd.lower(*shapes_on((params, *inputs), d)))
+  flops, _ = flops_lib.count_flops(lowered, compiled,
+                         lambda d: fwd.lower(*flops_lib.shapes_on((params, *inputs), d)))
   return call, flops / k
-
-
-def unsharded_train_step(training, config):
-  """The train step jitted without the mesh's shardings: lowered for the host CPU, it gives the
-  step's FLOPs where the device's backend cannot (the batch constraints are no-ops without a
-  mesh)."""
-  return jax.jit(step_lib.make_train_step(training.model, training.tx, training.schedule, config))
 
 
 def bench_train(config, peak: float) -> None:
@@ -319,9 +270,9 @@ def bench_train(config, peak: float) -> None:
   with jax.set_mesh(mesh):
     lowered = step.lower(state, batch)
     compile_s, compiled = compile_timed(lowered)
-  host_step = unsharded_train_step(training, config)
-  flops, flops_source = count_flops(lowered, compiled,
-                                    lambda d: host_step.lower(*shapes_on((state, batch), d)))
+  host_step = setup_lib.unsharded_step(training, config)
+  flops, flops_source = flops_lib.count_flops(lowered, compiled,
+                                    lambda d: host_step.lower(*flops_lib.shapes_on((state, batch), d)))
   with jax.set_mesh(mesh):
     state, metrics = step(state, batch)  # warm-up
     jax.block_until_ready(metrics)

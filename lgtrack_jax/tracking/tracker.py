@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from lgtrack_jax import flops
 from lgtrack_jax.models import layers, lgtrack
 from lgtrack_jax.models.cross_attention import BY_HEAD, kernels_by_head
 from lgtrack_jax.models.head import argmax_cells
@@ -265,9 +266,7 @@ class LGTracker:
     the default one (the host CPU analyses lowered modules on any platform)."""
     args, kwargs = self.step_shapes(batch_sequences, frame_hw, sentence_tokens)
     if device is not None:
-      sharding = jax.sharding.SingleDeviceSharding(device)
-      args = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
-                          args)
+      args = flops.shapes_on(args, device)
     return self._step.lower(*args, **kwargs)
 
   # --- host-side driver ----------------------------------------------------------------------

@@ -83,3 +83,10 @@ def build_training(config: ml_collections.ConfigDict, mesh: Mesh, rng: jax.Array
       stage_config.model.ce.keep_ratio = ratio
       stages.append((first, ratio, jitted(lgtrack.build_model(stage_config))))
   return Training(model, tx, schedule, state, shardings, step, tuple(stages))
+
+
+def unsharded_step(training: Training, config: ml_collections.ConfigDict) -> Callable:
+  """`training`'s step jitted without the mesh's shardings (the batch constraints are no-ops
+  without a mesh): the same function, to lower for another device. Lowered for the host CPU, it
+  gives the step's FLOPs where the accelerator's backend cannot count them (`flops.count_flops`)."""
+  return jax.jit(step_lib.make_train_step(training.model, training.tx, training.schedule, config))

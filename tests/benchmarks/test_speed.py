@@ -1,13 +1,10 @@
 """benchmarks/speed.py runs end to end and prints one well-formed JSON line per measurement."""
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 
-import jax
-import jax.numpy as jnp
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -57,53 +54,3 @@ def test_training_benchmark():
   ms = {l["name"]: l["value"] for l in lines}
   assert ms["train_forward_ms"] < ms["train_forward_backward_ms"]
 
-
-def _speed_module():
-  spec = importlib.util.spec_from_file_location("speed_under_test",
-                                                os.path.join(REPO, "benchmarks", "speed.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)  # defines its absl flags once per process (this test only)
-  return module
-
-
-class _NoAnalysis:
-  """A lowered function as a plugin backend (CUDA) gives it: no cost analysis before compiling."""
-
-  def cost_analysis(self):
-    return None
-
-
-@pytest.fixture(scope="module")
-def speed():
-  return _speed_module()
-
-
-def test_flops_count_falls_back_to_the_host_lowering_then_the_compiled_module(speed):
-  a, b = jnp.ones((64, 32)), jnp.ones((32, 16))
-  f = jax.jit(lambda x, y: jnp.tanh(x @ y))
-  lowered = f.lower(a, b)
-  compiled = lowered.compile()
-  expected = 2 * 64 * 32 * 16
-  assert speed.count_flops(lowered, compiled)[0] >= expected
-  hlo, source = speed.count_flops(lowered, compiled)
-  assert source == "HLO"
-  on_host = speed.count_flops(_NoAnalysis(), compiled,
-                              lambda d: f.lower(*speed.shapes_on((a, b), d)))
-  assert on_host == (hlo, "HLO lowered for the host CPU")
-  flops, source = speed.count_flops(_NoAnalysis(), compiled)
-  assert source == "compiled HLO (cpu)" and flops >= expected
-
-
-def test_train_step_flops_on_the_host_equal_the_sharded_steps(speed, config):
-  from lgtrack_jax.training import setup as setup_lib, sharding  # pylint: disable=import-outside-toplevel
-  from lgtrack_jax.training.fake_batch import random_batch  # pylint: disable=import-outside-toplevel
-  mesh = sharding.make_mesh(config, jax.devices()[:1])
-  training = setup_lib.build_training(config, mesh, jax.random.key(0))
-  batch = sharding.global_batch(random_batch(config, config.train.global_batch), mesh)
-  with jax.set_mesh(mesh):
-    lowered = training.step.lower(training.state, batch)
-  sharded, source = speed.count_flops(lowered, None)
-  assert source == "HLO" and sharded > 0
-  host = speed.unsharded_train_step(training, config)
-  assert speed.count_flops(_NoAnalysis(), None, lambda d: host.lower(
-      *speed.shapes_on((training.state, batch), d))) == (sharded, "HLO lowered for the host CPU")
