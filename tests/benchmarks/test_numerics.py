@@ -14,14 +14,14 @@ def test_numerics_benchmark():
       [sys.executable, "benchmarks/numerics.py", "--config=configs/tiny.py", "--batch=2",
        "--config.model.depth=1", "--config.model.emim.layers=(0,)",
        "--config.model.text.num_layers=1", "--config.model.text.checkpoint=",
-       "--variants=float32:flax:xla,bfloat16:matmul:matmul,bfloat16:xla:xla"],
+       "--variants=float32:flax:xla,bfloat16:matmul:matmul"],
       cwd=REPO, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   lines = {l["variant"]: l for l in map(json.loads, proc.stdout.splitlines()) if l}
-  assert len(lines) == 4 and all(l["ms"] > 0 for l in lines.values())
+  assert len(lines) == 3 and all(l["ms"] > 0 for l in lines.values())
   f32 = lines["float32:flax:xla"]
   assert f32["finite"] and max(f32["rel_err"].values()) < 1e-5  # CPU: 'default' is float32
-  for name in ("bfloat16:matmul:matmul", "bfloat16:xla:xla"):
+  for name in ("bfloat16:matmul:matmul",):
     errs = lines[name]["rel_err"]
     assert lines[name]["finite"] and set(errs) == {"score_logits", "size", "offset", "boxes",
                                                    "vision_tokens", "text_embed"}

@@ -257,8 +257,11 @@ def test_search_windows_give_the_boxes_of_whole_frames(tmp_path):
                  s.sentence)
              for s in sources.load("synthetic", root, "test")]
   with jax.enable_x64(True):
-    runs = [{key: boxes for key, boxes, _ in _float64_tracker(search_window=on).track_many(
-        jobs, "nl_bbox", batch_sequences=2)} for on in (False, True)]
+    tracker = _float64_tracker()
+    runs = []
+    for on in (False, True):  # the switch is read per frame: one tracker serves both
+      tracker.config.eval.search_window = on
+      runs.append({key: boxes for key, boxes, _ in tracker.track_many(jobs, "nl_bbox", 2)})
   assert sorted(runs[0]) == sorted(runs[1]) and len(runs[0]) == 4
   for key, boxes in runs[0].items():
     np.testing.assert_allclose(runs[1][key], boxes, rtol=0, atol=1e-9, err_msg=key)
