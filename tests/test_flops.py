@@ -3,6 +3,7 @@ the device's backend cannot count (CUDA), else from the compiled module."""
 
 import jax
 import jax.numpy as jnp
+import pytest
 
 from lgtrack_jax import flops
 from lgtrack_jax.training import setup as setup_lib, sharding
@@ -32,6 +33,7 @@ def test_flops_count_falls_back_to_the_host_lowering_then_the_compiled_module():
   assert source == "compiled HLO (cpu)" and count >= expected
 
 
+@pytest.mark.slow  # builds a train state and lowers the step twice (18 s)
 def test_train_step_flops_on_the_host_equal_the_sharded_steps(config):
   mesh = sharding.make_mesh(config, jax.devices()[:1])
   training = setup_lib.build_training(config, mesh, jax.random.key(0))

@@ -6,9 +6,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@pytest.mark.slow  # an opt-in benchmark, like test_training_benchmark (15 s)
 def test_numerics_benchmark():
   proc = subprocess.run(
       [sys.executable, "benchmarks/numerics.py", "--config=configs/tiny.py", "--batch=2",

@@ -252,7 +252,7 @@ def test_search_windows_give_the_boxes_of_whole_frames(tmp_path):
   jobs = []
   for size, seed in (((480, 360), 7), ((320, 200), 8)):
     root = str(tmp_path / str(seed))
-    synthetic.generate(root, num_train=0, num_test=2, num_frames=8, seed=seed, image_size=size)
+    synthetic.generate(root, num_train=0, num_test=2, num_frames=5, seed=seed, image_size=size)
     jobs += [Job(f"{seed}/{s.name}", [s.load_frame(i) for i in range(len(s))], s.boxes[0],
                  s.sentence)
              for s in sources.load("synthetic", root, "test")]
