@@ -107,6 +107,11 @@ def compare(out: dict, ref: dict, search_px: int) -> dict:
 def main(argv):
   del argv
   config = _CONFIG.value
+  variants = _VARIANTS.value or default_variants()
+  for variant in variants:  # before any work
+    if len(variant.split(":")) != 3:
+      raise ValueError(f"--variants: {variant!r} is not DTYPE:ATTENTION:CONV "
+                       "(e.g. bfloat16:cudnn:xla)")
   inputs = random_inputs(config, _BATCH.value)
   if _CHECKPOINT.value:
     params, _ = checkpoint.load_params(_CHECKPOINT.value, config)
@@ -118,7 +123,7 @@ def main(argv):
   print(json.dumps({"variant": "float32:flax:xla highest (reference)", "batch": _BATCH.value,
                     "device": jax.devices()[0].device_kind, "ms": round(seconds * 1e3, 2)}),
         flush=True)
-  for variant in _VARIANTS.value or default_variants():
+  for variant in variants:
     dtype, attention, conv = variant.split(":")
     out, seconds = forward(with_switches(config, dtype, attention, conv), params, inputs,
                            "default")

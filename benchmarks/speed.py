@@ -250,8 +250,8 @@ def _bare_vit_call(config, k: int) -> tuple[Callable[[], Any], float]:
   compiled = lowered.compile()
   call = lambda: compiled(params, *inputs).block_until_ready()
   call()
-  flops, _ = flops_lib.count_flops(lowered, compiled,
-                         lambda d: fwd.lower(*flops_lib.shapes_on((params, *inputs), d)))
+  flops, _ = flops_lib.count_flops(
+      lowered, compiled, lambda d: fwd.lower(*flops_lib.shapes_on((params, *inputs), d)))
   return call, flops / k
 
 
@@ -271,8 +271,8 @@ def bench_train(config, peak: float) -> None:
     lowered = step.lower(state, batch)
     compile_s, compiled = compile_timed(lowered)
   host_step = setup_lib.unsharded_step(training, config)
-  flops, flops_source = flops_lib.count_flops(lowered, compiled,
-                                    lambda d: host_step.lower(*flops_lib.shapes_on((state, batch), d)))
+  flops, flops_source = flops_lib.count_flops(
+      lowered, compiled, lambda d: host_step.lower(*flops_lib.shapes_on((state, batch), d)))
   with jax.set_mesh(mesh):
     state, metrics = step(state, batch)  # warm-up
     jax.block_until_ready(metrics)

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import jax
 from absl import logging
 
+
 def count_flops(lowered, compiled, lower_on: Callable[[jax.Device], Any] | None = None
                 ) -> tuple[float, str]:
   """(FLOPs, where the count comes from) of a function lowered and compiled for its devices:
@@ -53,4 +54,3 @@ def shapes_on(tree, device: jax.Device):
   """Every array of `tree` as a ShapeDtypeStruct placed on `device` (to lower for it)."""
   sharding = jax.sharding.SingleDeviceSharding(device)
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), tree)
-

@@ -121,19 +121,17 @@ def window_frames(frames: list[np.ndarray | None], regions: list[np.ndarray | No
   frame's, exactly. Sides are `window_side`s of what the widest slot needs, at most the frame's
   padded side: a 1280x720 frame is 2.8 MB, a 384x384 window 0.4 MB.
   """
-  present = [(f, crop.window_bounds(r, f.shape[:2])) for f, r in zip(frames, regions)
-             if f is not None]
-  hb = max(min(window_side(r1 - r0, multiple), bucket(f.shape[0], multiple))
-           for f, (r0, r1, _, _) in present)
-  wb = max(min(window_side(c1 - c0, multiple), bucket(f.shape[1], multiple))
-           for f, (_, _, c0, c1) in present)
+  bounds = {k: crop.window_bounds(r, f.shape[:2])
+            for k, (f, r) in enumerate(zip(frames, regions)) if f is not None}
+  hb = max(min(window_side(r1 - r0, multiple), bucket(frames[k].shape[0], multiple))
+           for k, (r0, r1, _, _) in bounds.items())
+  wb = max(min(window_side(c1 - c0, multiple), bucket(frames[k].shape[1], multiple))
+           for k, (_, _, c0, c1) in bounds.items())
   batch = np.zeros((len(frames), hb, wb, 3), np.uint8)
   hw = np.ones((len(frames), 2), np.int32)
   origin = np.zeros((len(frames), 2), np.int32)
-  for k, (f, r) in enumerate(zip(frames, regions)):
-    if f is None:
-      continue
-    r0, _, c0, _ = crop.window_bounds(r, f.shape[:2])
+  for k, (r0, _, c0, _) in bounds.items():
+    f = frames[k]
     # As far up/left as the bounds start, but no further down/right than the frame allows.
     oy, ox = max(min(r0, f.shape[0] - hb), 0), max(min(c0, f.shape[1] - wb), 0)
     window = f[oy:oy + hb, ox:ox + wb]

@@ -29,3 +29,11 @@ def test_numerics_benchmark():
     assert lines[name]["finite"] and set(errs) == {"score_logits", "size", "offset", "boxes",
                                                    "vision_tokens", "text_embed"}
     assert 1e-5 < errs["score_logits"] < 5e-2 and errs["vision_tokens"] < 5e-2, errs
+
+
+def test_malformed_variant_is_a_clear_error_before_any_work():
+  proc = subprocess.run([sys.executable, "benchmarks/numerics.py", "--config=configs/tiny.py",
+                         "--variants=bfloat16"], cwd=REPO, capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode != 0 and "is not DTYPE:ATTENTION:CONV" in proc.stderr
+  assert not proc.stdout  # nothing was computed

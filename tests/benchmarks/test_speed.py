@@ -53,4 +53,3 @@ def test_training_benchmark():
     assert (name, None) in names, name
   ms = {l["name"]: l["value"] for l in lines}
   assert ms["train_forward_ms"] < ms["train_forward_backward_ms"]
-
