@@ -172,7 +172,10 @@ class CrossAttention(nn.Module):
     if fold == "queries":
       q = (einsum("bqd,dc->bqc", x_q, w2["query"]) + bq.reshape(-1)).reshape(b, nq, h, dh) * scale
       qk = per_head("key", q)  # [B, D, H * Nq]
-      a = softmax(einsum_f32("bdm,bkd->bmk", qk, x_kv).reshape(b, h, nq, nk))
+      # The product with x_kv's rows ([B, Nk, H * Nq], as the "keys" fold's logits), then
+      # transposed: XLA:CPU runs "bdm,bkd->bmk" at half the speed (0.75 against 0.38 ms at
+      # EMIM's shapes, transpose included).
+      a = softmax(einsum_f32("bkd,bdm->bkm", x_kv, qk).transpose(0, 2, 1).reshape(b, h, nq, nk))
       ax = einsum("bmk,bkd->bmd", a.reshape(b, h * nq, nk), x_kv)  # [B, H * Nq, D]
       if by_head is None:  # every head's Wv, keep each head's own block
         full = einsum("bmd,dc->bmc", ax, w2["value"]).reshape(b, h, nq, h, dh)
