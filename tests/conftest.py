@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
+import shutil
+import tempfile
 
+import jax
 import ml_collections
 import pytest
 
@@ -11,6 +15,25 @@ from configs import common, tiny
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+
+
+# XLA's executables are kept on disk for the session: many tests compile the same micro-model
+# functions (init, train step, tracker step), in this process and in the train.py / eval.py
+# subprocesses, which inherit the environment (and so the directory). Every test still traces and
+# lowers its functions; only a module whose HLO, devices and flags are identical reuses the binary.
+# A fresh directory per session, removed at its end, unless JAX_COMPILATION_CACHE_DIR is set.
+_OWN_CACHE = not os.environ.get("JAX_COMPILATION_CACHE_DIR")
+if _OWN_CACHE:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="lgtrack-tests-xla-")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                  float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+
+
+def pytest_sessionfinish(session, exitstatus):  # pylint: disable=unused-argument
+  if _OWN_CACHE:
+    shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 def micro_config() -> ml_collections.ConfigDict:
