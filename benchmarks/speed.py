@@ -117,10 +117,16 @@ def _timed(fn) -> float:
 
 
 def compile_timed(lowered) -> tuple[float, Any]:
-  """(seconds to compile `lowered`, the compiled function): one compilation."""
+  """(seconds to compile `lowered`, the compiled function): one compilation, or one read from
+  JAX's persistent compilation cache where one is set (`compile_s` lines name it)."""
   t0 = time.perf_counter()
   compiled = lowered.compile()
   return time.perf_counter() - t0, compiled
+
+
+def _compilation_cache() -> str | None:
+  """JAX's persistent compilation cache directory, if set: `compile_s` may then be a cache read."""
+  return jax.config.jax_compilation_cache_dir or None
 
 
 def peak_memory() -> tuple[float, str]:
@@ -180,7 +186,7 @@ def bench_track(config, peak: float) -> None:
     seconds = time.perf_counter() - t0
     fps = k * (n + 1) / seconds
     per_frame = np.median(np.concatenate([times[1:] for _, _, times in results]))
-    emit("compile_s", compile_s, "s", k, what="track step")
+    emit("compile_s", compile_s, "s", k, what="track step", compilation_cache=_compilation_cache())
     emit("gflops_per_frame", flops / 1e9, "GFLOP", k, source=flops_source)
     if k == 1:
       emit("track_latency_ms", per_frame * 1e3, "ms", k)
@@ -193,13 +199,18 @@ def bench_track(config, peak: float) -> None:
     if k == 1:
       emit("vit_latency_ms", 1e3 / vit_fps, "ms", k, tokens=_tokens(config))
       emit("vit_gflops_per_frame", vit_flops / 1e9, "GFLOP", k, tokens=_tokens(config))
-      emit("track_vs_vit_latency", _interleaved_ratio(tracker, vit_call, frames, box, n), "x", k,
-           note="median per-frame latency over the bare ViT's, the two interleaved call by call")
+      ratio, quartiles = _interleaved_ratio(tracker, vit_call, frames, box, n)
+      emit("track_vs_vit_latency", ratio, "x", k,
+           frame_ratio_quartiles=[round(float(q), 4) for q in quartiles],
+           note="median per-frame latency over the bare ViT's, the two interleaved call by call; "
+                "frame_ratio_quartiles: 25th and 75th percentiles of each frame's time over the "
+                "ViT call just before it")
 
 
-def _interleaved_ratio(tracker, vit_call, frames, box, n: int) -> float:
+def _interleaved_ratio(tracker, vit_call, frames, box, n: int) -> tuple[float, np.ndarray]:
   """Tracks one sequence of n + 1 frames with a bare ViT call before each frame after the first:
-  the tracker's median per-frame latency over the ViT's. Interleaved, the two see the same
+  (the tracker's median per-frame latency over the ViT's, the quartiles [2] of the frame-by-frame
+  ratios: how far one sequence's figure can be trusted). Interleaved, the two see the same
   machine state, which on a shared CPU drifts by more than the few percent between them."""
   vit_times = []
 
@@ -211,7 +222,9 @@ def _interleaved_ratio(tracker, vit_call, frames, box, n: int) -> float:
 
   ((_, _, times),) = tracker.track_many(
       [Job(0, frames_between_vit_calls(), box, "the red car on the left")], "nl_bbox", 1)
-  return float(np.median(times[1:]) / np.median(vit_times))
+  times, vit_times = np.asarray(times[1:]), np.asarray(vit_times)
+  return (float(np.median(times) / np.median(vit_times)),
+          np.percentile(times / vit_times, [25, 75]))
 
 
 def _tokens(config) -> int:
@@ -293,7 +306,8 @@ def bench_train(config, peak: float) -> None:
               for _ in range(_TRAIN_STEPS.value))
       emit(f"train_{name}_ms", t * 1e3, "ms", None, batch=n)
   emit("train_step_ms", seconds * 1e3, "ms", None, batch=n)
-  emit("compile_s", compile_s, "s", None, what="train step", batch=n)
+  emit("compile_s", compile_s, "s", None, what="train step", batch=n,
+       compilation_cache=_compilation_cache())
   emit("gflops_per_train_example", flops / n / 1e9, "GFLOP", None, batch=n, source=flops_source)
   emit("train_examples_per_s", n / seconds, "examples/s", None, batch=n, per="device")
   emit("mfu", flops / seconds / peak, "fraction", None, what="train", batch=n)

@@ -7,7 +7,16 @@ import pathlib
 import shutil
 import tempfile
 
-import jax
+# The suite compiles far more than it computes (micro models, a few steps each), so XLA:CPU
+# generates code at LLVM optimisation level 0: the micro model's train step compiles in 6.9 s
+# instead of 9.8 and runs in 30 ms instead of 10. Set before JAX starts its backend; subprocesses
+# inherit it. The same HLO and the same numerics contracts are tested; only machine-code
+# optimisation is skipped.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                             + " --xla_backend_optimization_level=0").strip()
+
+import jax  # pylint: disable=wrong-import-position
 import ml_collections
 import pytest
 

@@ -41,6 +41,11 @@ def test_tracking_benchmark():
   assert flops[1] > 0 and abs(flops[2] - flops[1]) / flops[1] < 0.05  # per frame, whatever K
   by_name = {(l["name"], l["batch_sequences"]): l["value"] for l in lines}
   assert by_name[("track_vs_vit_latency", 1)] > 0
+  ratio_line = next(l for l in lines if l["name"] == "track_vs_vit_latency")
+  low, high = ratio_line["frame_ratio_quartiles"]
+  assert 0 < low <= high
+  # The test session caches compilations on disk (conftest): the lines say so.
+  assert all(l["compilation_cache"] for l in lines if l["name"] == "compile_s")
   assert by_name[("vit_latency_ms", 1)] == pytest.approx(
       1e3 / by_name[("vit_frames_per_s", 1)], rel=0.01)  # values are printed rounded
 

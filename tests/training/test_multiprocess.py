@@ -51,7 +51,8 @@ def _env(**extra: str) -> dict[str, str]:
   """A worker's environment: 4 CPU devices, no inherited multi-host settings."""
   env = {k: v for k, v in os.environ.items()
          if not k.startswith(("JAX_", "LGTRACK_DISTRIBUTED", "SLURM_", "OMPI_", "TPU_"))}
-  env.update(XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
+  xla_flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+  env.update(XLA_FLAGS=xla_flags.strip(), JAX_PLATFORMS="cpu",
              PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", **extra)
   return env
 

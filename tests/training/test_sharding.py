@@ -17,7 +17,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def _sharded_steps(*args: str) -> dict:
   """Runs tests/training/sharded_steps.py on 8 simulated CPU devices; its JSON output."""
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", PYTHONPATH=REPO,
+  xla_flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+  env = dict(os.environ, XLA_FLAGS=xla_flags.strip(), PYTHONPATH=REPO,
              JAX_PLATFORMS="cpu")
   proc = subprocess.run([sys.executable, os.path.join(REPO, "tests/training/sharded_steps.py"),
                          *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
