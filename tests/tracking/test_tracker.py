@@ -121,8 +121,10 @@ def test_tracked_boxes_are_the_whole_models_on_the_same_crops(mixed_jobs, mode):
   per frame, with its own crops, text cut and box mapping. Replayed frame by frame through the
   model's training entry point (`__call__`: template, search crop, full text) with the public
   crop ops, the boxes are the same. No Hanning window, so both read the box at the score peak.
-  The head hands size and offset back in float32, so the two can differ by float32 rounding
-  (each replayed frame starts from the tracker's previous box, so that it does not add up)."""
+  The head hands size and offset back in float32, computed by the tracker over the chosen cell's
+  receptive window ('VALID' convolutions) and by the whole model over the map, so the two differ by
+  float32 rounding (1.2e-6 relative seen; each replayed frame starts from the tracker's previous
+  box, so that it does not add up). A wrong conditioning or text mask moves boxes by far more."""
   job = mixed_jobs[0]
   with jax.enable_x64(True):
     tracker = _float64_tracker(window_influence=0.0)
@@ -143,7 +145,7 @@ def test_tracked_boxes_are_the_whole_models_on_the_same_crops(mixed_jobs, mode):
                                 ids, mask, np.full((1,), MODES[mode], np.int32))
       box = np.asarray(box_ops.clip_xywh_to_image(crop.box_from_crop(out["boxes"][0], region),
                                                   w, h))
-      np.testing.assert_allclose(tracked[t], box, rtol=1e-6, err_msg=f"frame {t}")
+      np.testing.assert_allclose(tracked[t], box, rtol=1e-5, err_msg=f"frame {t}")
 
 
 def test_per_frame_function_reads_no_per_sequence_parameter(tracker):
