@@ -45,6 +45,13 @@ def pytest_sessionfinish(session, exitstatus):  # pylint: disable=unused-argumen
     shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
+def xla_flags_with_cpu_devices(n: int) -> str:
+  """XLA_FLAGS for a test's subprocess with n simulated CPU devices: the inherited flags (the
+  suite's optimisation level above among them) plus the device count."""
+  inherited = os.environ.get("XLA_FLAGS", "")
+  return f"{inherited} --xla_force_host_platform_device_count={n}".strip()
+
+
 def micro_config() -> ml_collections.ConfigDict:
   """The tiny config shrunk further: random 1-layer text encoder, 2-block 32-d ViT, 32/64 crops."""
   c = tiny.get_config()

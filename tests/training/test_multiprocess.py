@@ -35,7 +35,7 @@ from lgtrack_jax.evaluation import results, runner
 from lgtrack_jax.models import lgtrack
 from lgtrack_jax.training import checkpoint as ckpt_lib
 from lgtrack_jax.training import distributed, optim, sharding, state as state_lib
-from tests.conftest import micro_config
+from tests.conftest import micro_config, xla_flags_with_cpu_devices
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_PROCESSES = 2
@@ -51,8 +51,7 @@ def _env(**extra: str) -> dict[str, str]:
   """A worker's environment: 4 CPU devices, no inherited multi-host settings."""
   env = {k: v for k, v in os.environ.items()
          if not k.startswith(("JAX_", "LGTRACK_DISTRIBUTED", "SLURM_", "OMPI_", "TPU_"))}
-  xla_flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-  env.update(XLA_FLAGS=xla_flags.strip(), JAX_PLATFORMS="cpu",
+  env.update(XLA_FLAGS=xla_flags_with_cpu_devices(4), JAX_PLATFORMS="cpu",
              PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", **extra)
   return env
 

@@ -11,14 +11,14 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from lgtrack_jax.training import sharding
+from tests.conftest import xla_flags_with_cpu_devices
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _sharded_steps(*args: str) -> dict:
   """Runs tests/training/sharded_steps.py on 8 simulated CPU devices; its JSON output."""
-  xla_flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-  env = dict(os.environ, XLA_FLAGS=xla_flags.strip(), PYTHONPATH=REPO,
+  env = dict(os.environ, XLA_FLAGS=xla_flags_with_cpu_devices(8), PYTHONPATH=REPO,
              JAX_PLATFORMS="cpu")
   proc = subprocess.run([sys.executable, os.path.join(REPO, "tests/training/sharded_steps.py"),
                          *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
