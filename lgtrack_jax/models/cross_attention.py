@@ -93,11 +93,23 @@ class CrossAttention(nn.Module):
   fold: str = "auto"
 
   @nn.compact
-  def __call__(self, x_q: jnp.ndarray, x_kv: jnp.ndarray, mask: jnp.ndarray | None = None):
+  def __call__(self, x_q: jnp.ndarray | None, x_kv: jnp.ndarray | None,
+               mask: jnp.ndarray | None = None, keys: dict[str, jnp.ndarray] | None = None):
+    """`keys`: the key side of the "keys" fold, computed earlier by a call with x_q None (then
+    the return value: {kq [B, D, H, Nk], kbias [B, H, Nk], vo [B, H, Nk, D]}), in place of
+    x_kv. The key side depends on x_kv alone, so a tracker computes it once per sequence where
+    x_kv is the sentence's (`LGTrack.condition`); `cut_keys` keeps its first keys."""
     if self.fold not in FOLDS:
       raise ValueError(f"fold={self.fold!r}: expected one of {FOLDS}")
-    b, nq, d = x_q.shape
-    nk = x_kv.shape[1]
+    if (x_kv is None) == (keys is None) or (x_q is None and keys is not None):
+      raise ValueError("give two of x_q, x_kv and keys: x_q and x_kv (attention), x_kv alone "
+                       "(its key side), or x_q and keys (attention over a key side)")
+    if x_q is None:  # the key side alone: no queries, so only the key-side shapes
+      b, nk, d = x_kv.shape
+      nq = None
+    else:
+      b, nq, d = x_q.shape
+      nk = x_kv.shape[1] if keys is None else keys["kbias"].shape[-1]
     h = self.num_heads
     if d % h:
       raise ValueError(f"width {d} is not divisible by num_heads={h}")
@@ -108,7 +120,7 @@ class CrossAttention(nn.Module):
     (wq, bq), (wk, _), (wv, bv), (wo, bo) = (
         (kernel.astype(dt), bias.astype(dt)) for kernel, bias in
         (params["query"], params["key"], params["value"], params["out"]))
-    x_q, x_kv = x_q.astype(dt), x_kv.astype(dt)
+    x_q, x_kv = (None if x is None else x.astype(dt) for x in (x_q, x_kv))
     einsum = functools.partial(jnp.einsum, _dot_general=layers.dot_general_for(dt)
                                or jax.lax.dot_general)
     # For the products of a weight with a block-diagonal operand: `layers.dot_acc32`'s bf16
@@ -117,10 +129,14 @@ class CrossAttention(nn.Module):
     einsum_f32 = lambda *args: jnp.einsum(*args, preferred_element_type=jnp.float32).astype(dt)
     scale = jnp.asarray(dh ** -0.5, dt)
     fold = self.fold
-    if fold == "auto":
+    if x_q is None or keys is not None:
+      if fold not in ("auto", "keys"):
+        raise ValueError(f"a key side is the 'keys' fold's; this module's fold is {fold!r}")
+      fold = "keys"
+    elif fold == "auto":
       costs = fold_costs(nq, nk, d, h)
       fold = min(costs, key=costs.get)
-    if mask is not None:
+    if mask is not None and nq is not None:
       mask = jnp.broadcast_to(mask, (b, h, nq, nk))
 
     def softmax(logits):  # [B, H, Nq, Nk] over the keys; float32, masked like flax
@@ -157,17 +173,26 @@ class CrossAttention(nn.Module):
       return out.reshape(h, d, b, n).transpose(2, 1, 0, 3).reshape(b, d, h * n)
 
     if fold == "keys":
-      k = einsum("bkd,dc->bkc", x_kv, w2["key"]).reshape(b, nk, h, dh) * scale
-      v = (einsum("bkd,dc->bkc", x_kv, w2["value"]) + bv.reshape(-1)).reshape(b, nk, h, dh)
-      kq = per_head("query", k)  # [B, D, H * Nk]
-      kbias = (k.astype(jnp.float32) * bq.astype(jnp.float32)).sum(-1).astype(dt)  # [B, Nk, H]
-      logits = einsum("bqd,bdm->bqm", x_q, kq) + kbias.transpose(0, 2, 1).reshape(b, 1, h * nk)
+      if keys is None:
+        k = einsum("bkd,dc->bkc", x_kv, w2["key"]).reshape(b, nk, h, dh) * scale
+        v = (einsum("bkd,dc->bkc", x_kv, w2["value"]) + bv.reshape(-1)).reshape(b, nk, h, dh)
+        # Wo's head blocks are its rows: a product batched over heads takes Wo as stored. The
+        # batch of sequences joins the rows ([H, B * Nk, Dh] x [H, Dh, D]), the product layout
+        # XLA:CPU has a bf16 x bf16 = f32 kernel for, forward and backward.
+        vo = einsum("hme,hef->hmf", v.transpose(2, 0, 1, 3).reshape(h, b * nk, dh), wo)
+        keys = {
+            "kq": per_head("query", k).reshape(b, d, h, nk),
+            "kbias": (k.astype(jnp.float32) * bq.astype(jnp.float32)).sum(-1).astype(dt
+                                                                             ).transpose(0, 2, 1),
+            "vo": vo.reshape(h, b, nk, d).transpose(1, 0, 2, 3),
+        }
+        if x_q is None:
+          return keys
+      kq = keys["kq"].astype(dt).reshape(b, d, h * nk)
+      kbias = keys["kbias"].astype(dt).reshape(b, 1, h * nk)
+      vo = keys["vo"].astype(dt).reshape(b, h * nk, d)
+      logits = einsum("bqd,bdm->bqm", x_q, kq) + kbias
       a = softmax(logits.reshape(b, nq, h, nk).transpose(0, 2, 1, 3))  # [B, H, Nq, Nk]
-      # Wo's head blocks are its rows: a product batched over heads takes Wo as stored. The
-      # batch of sequences joins the rows ([H, B * Nk, Dh] x [H, Dh, D]), the product layout
-      # XLA:CPU has a bf16 x bf16 = f32 kernel for, forward and backward.
-      vo = einsum("hme,hef->hmf", v.transpose(2, 0, 1, 3).reshape(h, b * nk, dh), wo)
-      vo = vo.reshape(h, b, nk, d).transpose(1, 0, 2, 3).reshape(b, h * nk, d)
       return einsum("bqm,bmf->bqf", a.transpose(0, 2, 1, 3).reshape(b, nq, h * nk), vo) + bo
     if fold == "queries":
       q = (einsum("bqd,dc->bqc", x_q, w2["query"]) + bq.reshape(-1)).reshape(b, nq, h, dh) * scale
@@ -191,6 +216,13 @@ class CrossAttention(nn.Module):
     v = einsum("bkd,dhe->bkhe", x_kv, wv) + bv
     a = softmax(einsum("bqhe,bkhe->bhqk", q, k))
     return einsum("bqc,cf->bqf", einsum("bhqk,bkhe->bqhe", a, v).reshape(b, nq, d), wo2) + bo
+
+
+def cut_keys(keys: dict[str, jnp.ndarray], n: int) -> dict[str, jnp.ndarray]:
+  """A key side (`CrossAttention` with x_q None) of the first n keys: the same as the key side of
+  x_kv[:, :n], since each key's entries depend on that key alone."""
+  return {"kq": keys["kq"][..., :n], "kbias": keys["kbias"][..., :n],
+          "vo": keys["vo"][:, :, :n]}
 
 
 def kernels_by_head(apply_fn: Callable, variables: dict, *args, **kwargs) -> dict:

@@ -28,8 +28,9 @@ class EMIM(nn.Module):
   """v [B, N, D], t [B, L, D], t_mask [B, L] int, mod [B, D] (`modulation_vector(g_l)`; None
   without global modulation), has_text [B] bool -> (v, t). D = `width`.
 
-  The modulation vector depends on the sentence alone, so a tracker computes it once per
-  sequence (`LGTrack.condition`).
+  The modulation vector depends on the sentence alone, and so does the first EMIM's text input:
+  a tracker computes the vector, and the first EMIM's `text_keys`, once per sequence
+  (`LGTrack.condition`).
   """
 
   num_heads: int
@@ -56,10 +57,17 @@ class EMIM(nn.Module):
     """g_l [B, D] sentence vector -> W g_l + b [B, D] (None without global modulation)."""
     return self.modulation(g_l) if self.global_modulation else None
 
-  def __call__(self, v, t, t_mask, mod, has_text):
+  def text_keys(self, t: jnp.ndarray) -> dict[str, jnp.ndarray]:
+    """The language-to-vision attention's key side for text tokens t [B, L, D] (see
+    `CrossAttention`): what `__call__` computes from t before the vision tokens come in."""
+    return self.lang_to_vision(None, t)
+
+  def __call__(self, v, t, t_mask, mod, has_text, keys=None):
+    """`keys`: `text_keys(t)`, computed earlier (the first EMIM's t is the sentence's)."""
     gate = has_text.astype(v.dtype)[:, None, None]
     attn_mask = (t_mask > 0)[:, None, None, :]  # [B, 1, 1, L]: query any vision token, key text
-    ca = self.lang_to_vision(self.norm_v(v), t, attn_mask)
+    ca = self.lang_to_vision(self.norm_v(v), None if keys is not None else t, attn_mask,
+                             keys=keys)
     v = v + jnp.tanh(self.alpha_ca) * ca * gate
 
     if self.bidirectional:

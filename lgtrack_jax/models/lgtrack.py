@@ -154,7 +154,8 @@ class LGTrack(nn.Module):
       tokens = jax.lax.stop_gradient(tokens)
     return {"tokens": tokens, "sentence": pool(tokens, text_mask, self.config.text.pool)}
 
-  def condition(self, template, template_box, text_mask, mode, text) -> dict[str, jnp.ndarray]:
+  def condition(self, template, template_box, text_mask, mode, text, text_keys: bool = False
+                ) -> dict[str, jnp.ndarray]:
     """The per-sequence half of `__call__`: what the template and the sentence contribute, which a
     tracker computes once per sequence and keeps (the template is cropped once, and the sentence
     encoded once by `encode_text`).
@@ -165,9 +166,12 @@ class LGTrack(nn.Module):
       z_mask [B, Nz] bool the target's template tokens (all in mode 1),
       t [B, L, D] text tokens, t_mask [B, L] int32 (all 0 when the sample has no text),
       g_l [B, D] the sentence (zeros without text), has_text [B] bool,
-      mods: each EMIM's modulation vector [B, D] (`EMIM.modulation_vector`; None without).
-    Every entry is per token or per sample, so a prefix of t / t_mask is the same as conditioning
-    on the shorter text.
+      mods: each EMIM's modulation vector [B, D] (`EMIM.modulation_vector`; None without),
+      with `text_keys` (and EMIMs) also
+      keys: the first EMIM's `text_keys(t)` (its language-to-vision attention's text side, which
+        `localize` then takes instead of recomputing it from t on every frame).
+    Every entry is per token or per sample, so a prefix of t / t_mask (and
+    `cross_attention.cut_keys` of keys) is the same as conditioning on the shorter text.
     """
     dtype = jnp.dtype(self.config.dtype)
     has_text = (mode != 0) & (text_mask.sum(-1) > 0)
@@ -176,15 +180,18 @@ class LGTrack(nn.Module):
     no_template = (mode == 1)[:, None, None]
     z = jnp.where(no_template, self.null_template.astype(dtype), z)
     g_l = self.text_global_proj(text["sentence"].astype(dtype)) * gate
+    t = self.text_tokens_proj(text["tokens"].astype(dtype))
+    keys = {"keys": self.emims[0].text_keys(t)} if text_keys and self.emims else {}
     return {
         "z": z + self.pos_embed_z(z_grid).astype(dtype),
         # The target's template tokens: inside the template box (all of them in mode 1).
         "z_mask": box_token_mask(template_box, z_grid) | no_template[:, :, 0],
-        "t": self.text_tokens_proj(text["tokens"].astype(dtype)),
+        "t": t,
         "t_mask": text_mask * has_text[:, None].astype(text_mask.dtype),
         "g_l": g_l,
         "has_text": has_text,
         "mods": [emim.modulation_vector(g_l) for emim in self.emims],
+        **keys,
     }
 
   def localize(self, cond: dict[str, jnp.ndarray], search, select_cells=None
@@ -205,7 +212,8 @@ class LGTrack(nn.Module):
     for i, blk in enumerate(self.blocks):
       if i in emim_at:
         k = emim_at[i]
-        v, t = self.emims[k](v, t, t_mask, cond["mods"][k], cond["has_text"])
+        v, t = self.emims[k](v, t, t_mask, cond["mods"][k], cond["has_text"],
+                             keys=cond.get("keys") if k == 0 else None)
       if blk.keep_search:
         v, kept = blk(v, z_mask)
         search_at = jnp.take_along_axis(search_at, kept, axis=1)

@@ -4,7 +4,8 @@ Per frame, one jitted function takes the frames on device, crops the search regi
 the last boxes and resizes them (in the jit), runs LGTrack, applies the Hanning-window penalty,
 maps the boxes back to the frames and clips them to the images. What the template and the sentence
 contribute (`LGTrack.condition`: the template crop's tokens, the projected text tokens, the
-sentence vector, the EMIM modulation vectors) is computed once per sequence, on its first frame,
+sentence vector, the EMIM modulation vectors, and the first EMIM's attention keys and values from the
+text) is computed once per sequence, on its first frame,
 and kept in the state; each frame runs only `LGTrack.localize`. Modes: 'nl_bbox' (box + sentence:
 model mode 2), 'bbox' (box only: mode 0), 'nl' (sentence only: the first frame is grounded by the
 model in mode 1, then tracking continues in mode 2 from the grounded box).
@@ -41,7 +42,7 @@ import numpy as np
 
 from lgtrack_jax import flops
 from lgtrack_jax.models import layers, lgtrack
-from lgtrack_jax.models.cross_attention import BY_HEAD, kernels_by_head
+from lgtrack_jax.models.cross_attention import BY_HEAD, cut_keys, kernels_by_head
 from lgtrack_jax.models.head import argmax_cells
 from lgtrack_jax.ops import boxes as box_ops
 from lgtrack_jax.ops import crop
@@ -180,7 +181,7 @@ class LGTracker:
     """LGTrack's per-sequence half (`LGTrack.condition`) for one sequence: template [Zs, Zs, 3],
     template_box [4], text of batch 1, mode [] int32 -> its entries without the batch axis."""
     cond = self.model.apply(variables, template[None], template_box[None], text["mask"],
-                            mode[None], text, method=self.model.condition)
+                            mode[None], text, text_keys=True, method=self.model.condition)
     return jax.tree.map(lambda a: a[0], cond)
 
   def _init_fn(self, variables, frame, hw, box, text, mode, *, ground: bool):
@@ -223,6 +224,8 @@ class LGTracker:
 
     cond = {**state["cond"], "t": state["cond"]["t"][:, :text_len],
             "t_mask": state["cond"]["t_mask"][:, :text_len]}
+    if "keys" in cond:
+      cond["keys"] = cut_keys(cond["keys"], text_len)
     out = self.model.apply(variables, cond, search, peaks, method=self.model.localize)
     score = jax.nn.sigmoid(out["score_logits"])
     box_crop = out["boxes"]

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from lgtrack_jax.models import layers
-from lgtrack_jax.models.cross_attention import BY_HEAD, CrossAttention, fold_costs, kernels_by_head
+from lgtrack_jax.models.cross_attention import (BY_HEAD, CrossAttention, cut_keys, fold_costs,
+                                                kernels_by_head)
 
 
 def _inputs(nq, nk, d=48, batch=3):
@@ -96,6 +97,32 @@ def test_kernels_by_head_are_the_cross_attentions_kernels_heads_major_and_never_
                                rtol=0.05, atol=0.05)
 
 
+@pytest.mark.parametrize("by_head", [False, True])
+@pytest.mark.parametrize("fold", ["auto", "keys"])
+def test_a_key_side_computed_apart_gives_the_same_attention(fold, by_head):
+  """The tracker computes the first EMIM's key side once per sequence (x_q None), then attends
+  over it every frame, cut to the text it keeps (`cut_keys`): the same as attending over x_kv
+  (whatever form 'auto' takes for these shapes), or over x_kv's first keys."""
+  x_q, x_kv, mask = _inputs(20, 6)
+  module = CrossAttention(4, fold=fold)
+  params = jax.tree.map(lambda p: p + 0.1, module.init(jax.random.key(1), x_q, x_kv)["params"])
+  variables = {"params": params}
+  if by_head:
+    variables[BY_HEAD] = kernels_by_head(module.apply, variables, x_q, x_kv)
+  keys = jax.jit(lambda v, x: module.apply(v, None, x))(variables, x_kv)
+  assert {k: a.shape for k, a in keys.items()} == {
+      "kq": (3, 48, 4, 6), "kbias": (3, 4, 6), "vo": (3, 4, 6, 48)}
+  attend = jax.jit(lambda v, x, keys, m: module.apply(v, x, None, m, keys=keys))
+  np.testing.assert_allclose(attend(variables, x_q, keys, mask),
+                             module.apply(variables, x_q, x_kv, mask), rtol=1e-5, atol=1e-5)
+  cut = cut_keys(keys, 4)
+  np.testing.assert_allclose(attend(variables, x_q, cut, mask[..., :4]),
+                             module.apply(variables, x_q, x_kv[:, :4], mask[..., :4]),
+                             rtol=1e-5, atol=1e-5)
+  for k, a in module.apply(variables, None, x_kv[:, :4]).items():
+    np.testing.assert_allclose(cut[k], a, rtol=1e-6, atol=1e-6, err_msg=k)
+
+
 def test_auto_takes_the_cheapest_form():
   costs = fold_costs(320, 8, 768, 12)  # EMIM language -> vision, an 8-token sentence
   assert min(costs, key=costs.get) == "keys" and costs["none"] > 2 * costs["keys"]
@@ -114,3 +141,10 @@ def test_errors():
     CrossAttention(4, fold="rows").init(jax.random.key(0), x_q, x_kv)
   with pytest.raises(ValueError, match="not divisible by num_heads=5"):
     CrossAttention(5).init(jax.random.key(0), x_q, x_kv)
+  variables = CrossAttention(4).init(jax.random.key(0), x_q, x_kv)
+  keys = CrossAttention(4).apply(variables, None, x_kv)
+  for args in ((x_q, None), (None, None), (x_q, x_kv, None, keys), (None, None, None, keys)):
+    with pytest.raises(ValueError, match="give two of x_q, x_kv and keys"):
+      CrossAttention(4).apply(variables, *args)
+  with pytest.raises(ValueError, match="key side is the 'keys' fold's; this module's fold is 'none'"):
+    CrossAttention(4, fold="none").apply(variables, None, x_kv)

@@ -82,7 +82,8 @@ def test_static_baseline_repeats_the_first_box(sequence):
 
 def _float64_tracker(**eval_overrides):
   """The micro model in float64, where rounding is far below any score gap of the flat score
-  map of an untrained model, so that two ways of computing the same boxes agree to 1e-6.
+  map of an untrained model, so that two ways of computing the same boxes agree to 1e-6. Its
+  EMIM gates are open.
   Call inside `jax.enable_x64(True)`."""
   from tests.conftest import micro_config  # pylint: disable=import-outside-toplevel
   config = micro_config()
@@ -92,6 +93,10 @@ def _float64_tracker(**eval_overrides):
   model = lgtrack.build_model(config)
   params = jax.jit(model.init)(jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
   params = jax.tree.map(lambda p: p.astype(np.float64), params)
+  # The EMIM gates start at 0 (tanh(alpha) scales language into the vision tokens); opened here, so
+  # that the text's way into the vision tokens counts in the boxes, as in a trained model.
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, p: p + 0.5 if "alpha" in jax.tree_util.keystr(path) else p, params)
   return LGTracker(model, params, config, Tokenizer(config.model.text.tokenizer,
                                                     config.model.text.max_len))
 
@@ -165,6 +170,13 @@ def test_per_frame_function_reads_no_per_sequence_parameter(tracker):
   assert not [p for p in read if any(name in p for name in per_sequence)]
   for name in ("blocks_0", "'lang_to_vision'", "pos_embed_x", "decoder", "head", "patch_embed"):
     assert any(name in p for p in read), name
+  # The first EMIM's text input is the sentence's: its language-to-vision attention's keys and
+  # values come with the conditioning (only the output bias is left to add); the next EMIM's
+  # text has seen the frame.
+  first, second = ([p for p in read if f"'emims_{i}']['lang_to_vision'" in p] for i in (0, 1))
+  assert first == [
+      "[0]['params']['emims_0']['lang_to_vision']['out']['bias']"], first
+  assert any("['key']['kernel']" in p for p in second), second
 
 
 def test_step_lowered_for_a_device_is_the_same_function(tracker):
