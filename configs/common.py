@@ -71,6 +71,9 @@ def base_config() -> ml_collections.ConfigDict:
   m.head = ml_collections.ConfigDict()
   m.head.channels = 256
   m.head.num_convs = 4
+  # Halve the channels at each conv after the first (256, 128, 64, 32), as OSTrack's center head;
+  # False: `channels` at every conv (the only head before this key existed).
+  m.head.taper = True
   m.embed_dim = 256  # contrastive embedding size
   m.text = ml_collections.ConfigDict()
   m.text.checkpoint = ""  # Hugging Face directory (config.json + model.safetensors)

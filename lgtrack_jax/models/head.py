@@ -19,6 +19,11 @@ class CenterHead(nn.Module):
 
   size is sigmoid (w, h as a fraction of the crop); offset is the sub-cell centre position.
 
+  Each branch is `num_convs` 3x3 conv + LayerNorm + ReLU layers, then a 1x1 conv. With `taper`,
+  as OSTrack's head, the layers have `channels`, `channels / 2`, `channels / 4`, ... outputs (256,
+  128, 64, 32 for OSTrack-256: 0.42x the multiply-adds of four 256-channel layers); without,
+  `channels` each.
+
   With `select_cells` (score logits [B, H, W] float32 -> cells [B, 2] int32 (row, col)), the size
   and offset branches run only over the receptive field of the selected cells, and size and offset
   come back as [B, 2] at those cells. A tracker reads the box at one cell per frame, so this is the
@@ -30,6 +35,16 @@ class CenterHead(nn.Module):
   num_convs: int = 2
   dtype: Any = jnp.float32
   conv: str = "xla"  # model.conv
+  taper: bool = False  # model.head.taper
+
+  def layer_channels(self) -> tuple[int, ...]:
+    """Output channels of each 3x3 conv of a branch."""
+    if not self.taper:
+      return (self.channels,) * self.num_convs
+    if self.channels % 2 ** max(self.num_convs - 1, 0):
+      raise ValueError(f"model.head.channels={self.channels} must be divisible by "
+                       f"2^(num_convs - 1) = {2 ** (self.num_convs - 1)} with model.head.taper")
+    return tuple(self.channels // 2 ** i for i in range(self.num_convs))
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, select_cells: Callable | None = None):
@@ -38,8 +53,8 @@ class CenterHead(nn.Module):
       # whatever `conv` says: on XLA:CPU that is 1.2-2x faster than its convolution at those sizes
       # in float32, up to 3x in bf16.
       impl = self.conv if padding == "SAME" else "matmul"
-      convs = [layers.Conv(self.channels, (3, 3), self.dtype, f"{name}_conv{i}", impl,
-                           padding=padding) for i in range(self.num_convs)]
+      convs = [layers.Conv(c, (3, 3), self.dtype, f"{name}_conv{i}", impl, padding=padding)
+               for i, c in enumerate(self.layer_channels())]
       norms = [nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=f"{name}_norm{i}")
                for i in range(self.num_convs)]
       last = layers.Conv(out, (1, 1), self.dtype, f"{name}_out", self.conv, bias_init=bias_init)

@@ -141,7 +141,7 @@ class LGTrack(nn.Module):
                                      c.decoder.num_heads, c.decoder.num_queries,
                                      c.decoder.attend_text, dtype=dtype)
     self.head = head_lib.CenterHead(c.head.channels, c.head.num_convs, dtype=dtype,
-                                    conv=c.conv)
+                                    conv=c.conv, taper=c.head.taper)
     self.vision_embed_proj = layers.Dense(c.embed_dim, dtype)
     self.text_embed_proj = layers.Dense(c.embed_dim, dtype)
     self.logit_scale = self.param("logit_scale", nn.initializers.constant(

@@ -7,11 +7,13 @@ OSTrack (`OSTrack_ep0300.pth.tar`) saves {'net': state_dict, ...}; the state dic
   box_head.conv{1..4}_{ctr,offset,size}.{0: Conv2d, 1: BatchNorm2d}   center head, channels
   box_head.conv5_{ctr,offset,size}                                    C -> C/2 -> C/4 -> C/8 -> 1|2
 The backbone and both position embeddings map onto ours (grids resampled bicubically when our
-crop sizes differ) and must be complete. The heads differ: ours keeps `model.head.channels`
-through `num_convs` conv + LayerNorm + ReLU layers after the joint-query decoder (input
-`decoder.hidden_size`, not the ViT's D). Each OSTrack conv is loaded, with its BatchNorm folded
-in (eval mode), where our conv of the same branch and depth has the same shape; everything else
-is listed in the report ('ignored' with the reason, 'not_loaded' for our fresh head params).
+crop sizes differ) and must be complete. The heads differ: ours has `num_convs` conv + LayerNorm
++ ReLU layers after the joint-query decoder (input `decoder.hidden_size`, not the ViT's D), of
+`model.head.channels` halved at each layer with `model.head.taper` (OSTrack's C -> C/2 -> ...).
+Each OSTrack conv is loaded, with its BatchNorm folded in (eval mode), where our conv of the same
+branch and depth has the same shape: with lgtrack_b256's tapered head, conv2-4 and conv5 (conv1
+reads 768 channels, ours 256). Everything else is listed in the report ('ignored' with the reason,
+'not_loaded' for our fresh head params).
 """
 
 from __future__ import annotations

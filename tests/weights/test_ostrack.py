@@ -87,6 +87,31 @@ def test_backbone_posembs_and_fitting_head_convs(tmp_path, micro_model, images):
   np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("taper", [True, False])
+def test_a_tapered_head_takes_every_ostrack_head_conv(taper):
+  """OSTrack's head halves its channels at each conv (`model.head.taper`): a tapered head of four
+  convs takes all of them (the micro decoder's 32 channels are this OSTrack's inplanes), and only
+  our LayerNorms stay fresh; with `channels` at every conv only conv1 fits."""
+  c = micro_config()
+  with c.unlocked():
+    c.model.head.num_convs, c.model.head.taper = 4, taper
+  out, not_loaded = ostrack.convert_ostrack(_ostrack_sd(), c)
+  for branch, theirs in (("score", "ctr"), ("offset", "offset"), ("size", "size")):
+    for k in range(4):
+      loaded = f"head/{branch}_conv{k}/kernel" in out.loaded
+      assert loaded == (taper or k == 0), (branch, k)
+    assert (f"head/{branch}_out/kernel" in out.loaded) == taper
+    if taper:
+      np.testing.assert_array_equal(out.params[f"head/{branch}_out/bias"],
+                                    _ostrack_sd()[f"box_head.conv5_{theirs}.bias"])
+  norms = sorted(f"head/{b}_norm{k}/{p}" for b in ("score", "offset", "size") for k in range(4)
+                 for p in ("scale", "bias"))
+  if taper:
+    assert not_loaded == norms
+  else:
+    assert set(norms) < set(not_loaded) and "head/score_conv1/kernel" in not_loaded
+
+
 def test_other_grids_are_resampled():
   sd = _ostrack_sd(seed=1, z_grid=3, x_grid=6)  # e.g. OSTrack-384 into a 256 config
   out, _ = ostrack.convert_ostrack(sd, micro_config())
