@@ -20,9 +20,9 @@ class CenterHead(nn.Module):
   size is sigmoid (w, h as a fraction of the crop); offset is the sub-cell centre position.
 
   Each branch is `num_convs` 3x3 conv + LayerNorm + ReLU layers, then a 1x1 conv. With `taper`,
-  as OSTrack's head, the layers have `channels`, `channels / 2`, `channels / 4`, ... outputs (256,
-  128, 64, 32 for OSTrack-256: 0.42x the multiply-adds of four 256-channel layers); without,
-  `channels` each.
+  as OSTrack's head, the layers have `channels`, `channels / 2`, `channels / 4`, ... outputs
+  (lgtrack_b256: 256, 128, 64, 32 over 256 input channels, 0.41x the multiply-adds of four
+  256-channel layers); without, `channels` each.
 
   With `select_cells` (score logits [B, H, W] float32 -> cells [B, 2] int32 (row, col)), the size
   and offset branches run only over the receptive field of the selected cells, and size and offset
