@@ -95,7 +95,8 @@ def test_a_tapered_head_takes_every_ostrack_head_conv(taper):
   c = micro_config()
   with c.unlocked():
     c.model.head.num_convs, c.model.head.taper = 4, taper
-  out, not_loaded = ostrack.convert_ostrack(_ostrack_sd(), c)
+  sd = _ostrack_sd()
+  out, not_loaded = ostrack.convert_ostrack(sd, c)
   for branch, theirs in (("score", "ctr"), ("offset", "offset"), ("size", "size")):
     for k in range(4):
       loaded = f"head/{branch}_conv{k}/kernel" in out.loaded
@@ -103,7 +104,7 @@ def test_a_tapered_head_takes_every_ostrack_head_conv(taper):
     assert (f"head/{branch}_out/kernel" in out.loaded) == taper
     if taper:
       np.testing.assert_array_equal(out.params[f"head/{branch}_out/bias"],
-                                    _ostrack_sd()[f"box_head.conv5_{theirs}.bias"])
+                                    sd[f"box_head.conv5_{theirs}.bias"])
   norms = sorted(f"head/{b}_norm{k}/{p}" for b in ("score", "offset", "size") for k in range(4)
                  for p in ("scale", "bias"))
   if taper:
