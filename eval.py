@@ -2,6 +2,7 @@
 
   python eval.py --config configs/tiny.py --checkpoint runs/demo/train --dataset synthetic \
       --data_root runs/demo/data --results_dir runs/demo/eval/lgtrack [--mode nl_bbox]
+  python eval.py --config configs/ostrack_b256.py --weights W --benchmark lasot --mode bbox ...
   python eval.py --tracker static ...            # the stay-at-the-first-box baseline
   python eval.py --analyze_only --results_dir DIR --dataset ... --data_root ...
   python eval.py ... --mode nl --text_ablation shuffled   # does the sentence matter?
@@ -18,6 +19,10 @@ from lgtrack_jax.training import distributed
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (get_config).",
                                           lock_config=True)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Train workdir to load the latest params of.")
+_WEIGHTS = flags.DEFINE_string(
+    "weights", None, "Converted weights directory (`python -m lgtrack_jax.weights.convert`, e.g. "
+    "a released OSTrack checkpoint) holding every param of the config's model; instead of "
+    "--checkpoint.")
 _DATASET = flags.DEFINE_string(
     "dataset", None, "Benchmark: lasot | lasot_ext | tnl2k | otb99_lang | got10k (val: AO/SR; "
     "test: submission) | trackingnet (test: submission) | synthetic.")
@@ -51,6 +56,7 @@ _SHARD = flags.DEFINE_string("shard", None,
                              "INDEX/COUNT: track only this share of the sequences (independent "
                              "processes, e.g. one per GPU); score later with --analyze_only. "
                              "Default: one share per JAX process, process 0 scores.")
+flags.DEFINE_alias("benchmark", "dataset")
 flags.mark_flags_as_required(["results_dir"])
 
 
@@ -69,7 +75,8 @@ def main(argv):
   distributed.maybe_initialize()
   from lgtrack_jax.evaluation import runner  # pylint: disable=import-outside-toplevel
   record = runner.run(
-      config=_CONFIG.value, checkpoint=_CHECKPOINT.value, dataset=_DATASET.value,
+      config=_CONFIG.value, checkpoint=_CHECKPOINT.value, weights=_WEIGHTS.value,
+      dataset=_DATASET.value,
       data_root=_DATA_ROOT.value, split=_SPLIT.value, results_dir=_RESULTS_DIR.value,
       mode=_MODE.value, tracker=_TRACKER.value, analyze_only=_ANALYZE_ONLY.value,
       sequences_file=_SEQUENCES.value, protocol=_PROTOCOL.value, validity=_VALIDITY.value,

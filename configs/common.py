@@ -28,6 +28,9 @@ def base_config() -> ml_collections.ConfigDict:
 
   m = c.model = ml_collections.ConfigDict()
   m.dtype = "float32"  # compute dtype; params stay float32
+  # The language branch: text encoder, text projections, EMIMs, contrastive embeddings. False
+  # gives a vision-only one-stream tracker (OSTrack, configs/ostrack_b256.py): mode 0 only.
+  m.language = True
   m.patch_size = 16
   m.hidden_size = 768
   m.depth = 12
@@ -56,6 +59,9 @@ def base_config() -> ml_collections.ConfigDict:
   m.ce = ml_collections.ConfigDict()
   m.ce.layers = ()
   m.ce.keep_ratio = 0.7
+  # The template tokens whose attention ranks the search tokens: 'box' (those inside the target
+  # box) or 'ctr_point' (OSTrack-B's CE_TEMPLATE_RANGE: the one token at the template's centre).
+  m.ce.template_range = "box"
   # Training warm-up (OSTrack: epochs 20 -> 80 of 300): nothing dropped before warmup_start, then
   # the keep ratio falls in warmup_stages steps to keep_ratio at warmup_end (fractions of
   # train.steps; each stage compiles its own step). warmup_end = 0: keep_ratio from step 0.
@@ -63,6 +69,7 @@ def base_config() -> ml_collections.ConfigDict:
   m.ce.warmup_end = 0.267
   m.ce.warmup_stages = 3
   m.decoder = ml_collections.ConfigDict()
+  # 0: no decoder; the head reads the ViT's search tokens directly (OSTrack).
   m.decoder.num_layers = 3
   m.decoder.hidden_size = 256
   m.decoder.num_heads = 8
@@ -74,6 +81,9 @@ def base_config() -> ml_collections.ConfigDict:
   # Halve the channels at each conv after the first (256, 128, 64, 32), as OSTrack's center head;
   # False: `channels` at every conv (the only head before this key existed).
   m.head.taper = True
+  # Between each conv and its ReLU: 'layer' (LayerNorm) or 'none' (OSTrack's eval-mode head, its
+  # BatchNorm folded into the conv by the converter).
+  m.head.norm = "layer"
   m.embed_dim = 256  # contrastive embedding size
   m.text = ml_collections.ConfigDict()
   m.text.checkpoint = ""  # Hugging Face directory (config.json + model.safetensors)
@@ -173,7 +183,18 @@ def base_config() -> ml_collections.ConfigDict:
   me.fsdp_min_size = 2 ** 16
 
   e = c.eval = ml_collections.ConfigDict()
+  # Test-time conventions. The defaults are OSTrack's (lib/test/tracker/ostrack.py), which
+  # LGTrack, JointNLT and UVLTrack inherit: scores then compare with the published ones.
+  # Crop: 'ostrack' (integer side ceil(sqrt(w h) * factor) and placement, zero padding, cv2's
+  # bilinear resize) or 'continuous' (the training sampler's sub-pixel crop).
+  e.crop = "ostrack"
+  e.quantize_crop = True  # round the crop to uint8, as cv2.resize returns it ('ostrack' crop)
+  # Hanning window: 'multiply' (OSTrack: window * score) or 'blend' ((1 - window_influence) *
+  # score + window_influence * window, the Siamese trackers' rule).
+  e.window = "multiply"
   e.window_influence = 0.49
+  # OSTrack's clip_box margin: a box keeps at least this many pixels inside the frame and of size.
+  e.clip_margin = 10.0
   e.dataset = "lasot"
   e.split = "test"
   e.mode = "nl_bbox"

@@ -132,11 +132,12 @@ def total_loss(outputs: dict, batch: dict, config: ml_collections.ConfigDict,
   if "search_kept" in outputs:
     kept = in_box & outputs["search_kept"]
     in_box = jnp.where(kept.any(-1, keepdims=True), kept, in_box)
-  vision = masked_mean(outputs["vision_tokens"], in_box)
-  con, con_metrics = contrastive_loss(vision, outputs["text_embed"],
-                                      outputs["has_text"] & (weight > 0), outputs["logit_scale"])
-  metrics.update(con_metrics)
-  loss = (config.focal_weight * focal + config.l1_weight * l1 + config.giou_weight * giou
-          + config.contrastive_weight * con)
+  loss = config.focal_weight * focal + config.l1_weight * l1 + config.giou_weight * giou
+  if "text_embed" in outputs:  # a model without a language branch has no alignment term
+    vision = masked_mean(outputs["vision_tokens"], in_box)
+    con, con_metrics = contrastive_loss(vision, outputs["text_embed"],
+                                        outputs["has_text"] & (weight > 0), outputs["logit_scale"])
+    metrics.update(con_metrics)
+    loss = loss + config.contrastive_weight * con
   metrics["loss"] = loss
   return loss, metrics

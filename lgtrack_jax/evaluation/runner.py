@@ -186,16 +186,23 @@ def _read_sequence_list(path: str | None) -> list[str] | None:
   return names
 
 
-def build_lgtracker(config, checkpoint: str):
-  """LGTracker with the latest params of a train workdir, on the first local device."""
+def build_lgtracker(config, checkpoint: str | None, weights: str | None = None):
+  """LGTracker with the latest params of a train workdir (`checkpoint`) or with converted
+  weights (`weights`, step None), on the first local device. Returns (tracker, step)."""
   from lgtrack_jax.models import lgtrack  # pylint: disable=import-outside-toplevel
   from lgtrack_jax.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
   from lgtrack_jax.tracking.tracker import LGTracker  # pylint: disable=import-outside-toplevel
-  from lgtrack_jax.training import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
-  params, step = ckpt_lib.load_params(checkpoint, config)
+  if weights:
+    from lgtrack_jax.weights import pretrained  # pylint: disable=import-outside-toplevel
+    params, step = pretrained.load_weights(config, weights), None
+  else:
+    from lgtrack_jax.training import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
+    params, step = ckpt_lib.load_params(checkpoint, config)
   model = lgtrack.build_model(config)
-  tokenizer = Tokenizer(config.model.text.tokenizer or config.model.text.checkpoint,
-                        config.model.text.max_len)
+  tokenizer = None
+  if config.model.language:
+    tokenizer = Tokenizer(config.model.text.tokenizer or config.model.text.checkpoint,
+                          config.model.text.max_len)
   return LGTracker(model, params, config, tokenizer), step
 
 
@@ -217,7 +224,7 @@ def run(*, config, checkpoint: str | None, dataset: str | None, data_root: str |
         sequences_file: str | None, protocol: str, validity: str, batch_sequences: int = 1,
         text_ablation: str = "none", compare: str | None = None,
         visualize: str | None = None, shard: tuple[int, int] | None = None,
-        attributes_dir: str | None = None) -> dict | None:
+        attributes_dir: str | None = None, weights: str | None = None) -> dict | None:
   """Tracks (unless analyze_only), scores and reports. Returns the metrics.json record.
 
   `compare`: 'NAME=DIR,...' other trackers' raw result directories, scored on the same sequences
@@ -225,6 +232,7 @@ def run(*, config, checkpoint: str | None, dataset: str | None, data_root: str |
   `visualize`: 'SEQ,SEQ' sequences drawn as GIF + contact sheet under `visualize/`.
   `attributes_dir`: per-sequence attribute flags (evaluation/attributes.py): per-attribute
   scores in metrics.json and `attributes.png` (with `--compare`, for every tracker).
+  `weights`: a converted weights directory, instead of the train workdir `checkpoint`.
   `shard`: (index, count) of this process's share of the sequences. Default: one shard per JAX
   process (multi-host: after tracking, all processes meet and process 0 scores; `results_dir`
   must be a shared filesystem). Given explicitly (independent processes, e.g. one per GPU), a
@@ -245,20 +253,23 @@ def run(*, config, checkpoint: str | None, dataset: str | None, data_root: str |
   extra = {"tracker": name, "dataset": dataset, "split": split, "mode": mode,
            "text_ablation": text_ablation, "protocol": protocol, "validity": validity,
            "results_dir": results_dir, "data_root": data_root, "checkpoint": checkpoint,
+           "weights": weights,
            "first_frame": "grounded by the model (mode 1)" if mode == "nl" else "ground truth"}
   if not analyze_only:
     os.makedirs(results_dir, exist_ok=True)
     check_run_manifest(results_dir, {
         "tracker": tracker, "dataset": dataset, "split": split, "mode": mode,
         "text_ablation": text_ablation,
-        "checkpoint": os.path.abspath(checkpoint) if checkpoint else None})
+        "checkpoint": os.path.abspath(checkpoint) if checkpoint else None,
+        **({"weights": os.path.abspath(weights)} if weights else {})})
     if tracker == "static":
       from lgtrack_jax.tracking.tracker import StaticTracker  # pylint: disable=import-outside-toplevel
       runner = StaticTracker()
     else:
-      if config is None or not checkpoint:
-        raise ValueError("--tracker lgtrack needs --config and --checkpoint (a train workdir)")
-      runner, step = build_lgtracker(config, checkpoint)
+      if config is None or bool(checkpoint) == bool(weights):
+        raise ValueError("--tracker lgtrack needs --config and one of --checkpoint (a train "
+                         "workdir) or --weights (a converted weights directory)")
+      runner, step = build_lgtracker(config, checkpoint, weights)
       extra["checkpoint_step"] = step
     independent = shard is not None
     if shard is None:

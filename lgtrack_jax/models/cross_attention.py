@@ -231,4 +231,6 @@ def kernels_by_head(apply_fn: Callable, variables: dict, *args, **kwargs) -> dic
   so any inputs of the right structure will do). Pass it with the params,
   `{"params": ..., BY_HEAD: ...}`, for inference only: gradients do not reach Wq, Wk and Wv
   through these copies."""
-  return jax.jit(lambda v: apply_fn(v, *args, mutable=[BY_HEAD], **kwargs)[1][BY_HEAD])(variables)
+  # A model without cross-attentions (OSTrack) has an empty collection.
+  return jax.jit(lambda v: apply_fn(v, *args, mutable=[BY_HEAD], **kwargs)[1].get(BY_HEAD, {}))(
+      variables)

@@ -17,9 +17,12 @@ _SCORE_PRIOR_BIAS = -2.19
 class CenterHead(nn.Module):
   """features [B, H, W, C] -> score logits [B, H, W], size [B, H, W, 2], offset [B, H, W, 2].
 
-  size is sigmoid (w, h as a fraction of the crop); offset is the sub-cell centre position.
+  size is sigmoid (w, h as a fraction of the crop), clamped to [1e-4, 1 - 1e-4] as OSTrack's
+  `_sigmoid`; offset is the sub-cell centre position.
 
-  Each branch is `num_convs` 3x3 conv + LayerNorm + ReLU layers, then a 1x1 conv. With `taper`,
+  Each branch is `num_convs` 3x3 conv + norm + ReLU layers, then a 1x1 conv. `norm`: 'layer'
+  (LayerNorm) or 'none' (OSTrack's conv-BatchNorm-ReLU in eval mode, the BatchNorm folded into
+  the conv's kernel and bias by the weight converter). With `taper`,
   as OSTrack's head, the layers have `channels`, `channels / 2`, `channels / 4`, ... outputs
   (lgtrack_b256: 256, 128, 64, 32 over 256 input channels, 0.41x the multiply-adds of four
   256-channel layers); without, `channels` each.
@@ -36,6 +39,7 @@ class CenterHead(nn.Module):
   dtype: Any = jnp.float32
   conv: str = "xla"  # model.conv
   taper: bool = False  # model.head.taper
+  norm: str = "layer"  # model.head.norm
 
   def layer_channels(self) -> tuple[int, ...]:
     """Output channels of each 3x3 conv of a branch."""
@@ -55,8 +59,10 @@ class CenterHead(nn.Module):
       impl = self.conv if padding == "SAME" else "matmul"
       convs = [layers.Conv(c, (3, 3), self.dtype, f"{name}_conv{i}", impl, padding=padding)
                for i, c in enumerate(self.layer_channels())]
+      if self.norm not in ("layer", "none"):
+        raise ValueError(f"model.head.norm={self.norm!r}: expected 'layer' or 'none'")
       norms = [nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=f"{name}_norm{i}")
-               for i in range(self.num_convs)]
+               if self.norm == "layer" else (lambda y: y) for i in range(self.num_convs)]
       last = layers.Conv(out, (1, 1), self.dtype, f"{name}_out", self.conv, bias_init=bias_init)
 
       def apply(y, valid=None):
@@ -79,13 +85,18 @@ class CenterHead(nn.Module):
     size_branch = branch("size", 2, padding=padding)
     offset_branch = branch("offset", 2, padding=padding)
     if select_cells is None:
-      return (score, nn.sigmoid(size_branch(x)).astype(jnp.float32),
+      return (score, clamped_sigmoid(size_branch(x)).astype(jnp.float32),
               offset_branch(x).astype(jnp.float32))
     cells = select_cells(score)
     window, valid = receptive_windows(x, cells, self.num_convs)
-    size = nn.sigmoid(size_branch(window, valid))[:, 0, 0]
+    size = clamped_sigmoid(size_branch(window, valid))[:, 0, 0]
     offset = offset_branch(window, valid)[:, 0, 0]
     return score, size.astype(jnp.float32), offset.astype(jnp.float32), cells
+
+
+def clamped_sigmoid(x: jnp.ndarray) -> jnp.ndarray:
+  """sigmoid(x) clamped to [1e-4, 1 - 1e-4]: OSTrack's head's `_sigmoid`."""
+  return jnp.clip(nn.sigmoid(x), 1e-4, 1 - 1e-4)
 
 
 def receptive_windows(x: jnp.ndarray, cells: jnp.ndarray, radius: int

@@ -22,6 +22,11 @@ Outputs: dict with
 `__call__` is `condition` (the per-sequence half: template tokens, text tokens, sentence vector,
 EMIM modulation vectors) then `localize` (the per-frame half: search tokens through the ViT with
 EMIM, decoder, head). A tracker calls the two apart, `condition` once per sequence.
+
+Built without its language branch (`model.language=False`) and decoder (`decoder.num_layers=0`),
+and with OSTrack's head (`head.norm='none'`) and CE (`ce.template_range='ctr_point'`), the same
+module is OSTrack (configs/ostrack_b256.py): the head then reads the ViT's search tokens, the
+text inputs are ignored, and `text_embed`, `logit_scale` and `vision_tokens` are not returned.
 """
 
 from __future__ import annotations
@@ -68,6 +73,14 @@ def box_token_mask(box_cxcywh: jnp.ndarray, grid: tuple[int, int]) -> jnp.ndarra
   col = jnp.clip(jnp.floor(box_cxcywh[:, 0] * gw), 0, gw - 1).astype(jnp.int32)
   centre = jax.nn.one_hot(row * gw + col, gh * gw, dtype=jnp.bool_)
   return jnp.where(mask.any(-1, keepdims=True), mask, centre)
+
+
+def center_token_mask(batch: int, grid: tuple[int, int]) -> jnp.ndarray:
+  """OSTrack's CE_TEMPLATE_RANGE 'CTR_POINT' (`generate_mask_cond`): the one template token at
+  row, column (g - 1) // 2 of a g x g grid (3 of 8, 5 of 12, 6 of 14) -> [batch, gh * gw] bool."""
+  gh, gw = grid
+  at = ((gh - 1) // 2) * gw + (gw - 1) // 2
+  return jnp.broadcast_to(jnp.arange(gh * gw) == at, (batch, gh * gw))
 
 
 def masked_mean(x: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
@@ -118,14 +131,21 @@ class LGTrack(nn.Module):
     c = self.config
     dtype = jnp.dtype(c.dtype)
     d = c.hidden_size
-    self.text_encoder = TextEncoder(**{k: c.text[k] for k in TEXT_ENCODER_FIELDS}, dtype=dtype)
+    if not c.language and c.emim.layers:
+      raise ValueError(f"model.language=False has no text for EMIM: set model.emim.layers=() "
+                       f"(it is {c.emim.layers})")
+    if c.ce.template_range not in ("box", "ctr_point"):
+      raise ValueError(f"model.ce.template_range={c.ce.template_range!r}: expected 'box' or "
+                       "'ctr_point'")
     self.patch_embed = PatchEmbed(c.patch_size, d, dtype=dtype, conv=c.conv)
     self.pos_embed_z = PosEmbed(self.template_grid, d)
     self.pos_embed_x = PosEmbed(self.search_grid, d)
-    # Stands in for the template tokens in mode 1 (no box: the template image is meaningless).
-    self.null_template = self.param("null_template", nn.initializers.normal(0.02), (d,))
-    self.text_tokens_proj = layers.Dense(d, dtype)
-    self.text_global_proj = layers.Dense(d, dtype)
+    if c.language:
+      self.text_encoder = TextEncoder(**{k: c.text[k] for k in TEXT_ENCODER_FIELDS}, dtype=dtype)
+      # Stands in for the template tokens in mode 1 (no box: the template image is meaningless).
+      self.null_template = self.param("null_template", nn.initializers.normal(0.02), (d,))
+      self.text_tokens_proj = layers.Dense(d, dtype)
+      self.text_global_proj = layers.Dense(d, dtype)
     block = nn.remat(Block) if c.remat else Block
     keep = search_tokens_kept(c, self.search_grid[0] * self.search_grid[1])
     nz = self.template_grid[0] * self.template_grid[1]
@@ -137,18 +157,25 @@ class LGTrack(nn.Module):
     self.emims = [EMIM(c.emim.num_heads, d, c.emim.mlp_ratio, c.emim.bidirectional,
                        c.emim.global_modulation, dtype=dtype) for _ in c.emim.layers]
     self.norm = nn.LayerNorm(epsilon=1e-6, dtype=dtype)
-    self.decoder = JointQueryDecoder(c.decoder.num_layers, c.decoder.hidden_size,
-                                     c.decoder.num_heads, c.decoder.num_queries,
-                                     c.decoder.attend_text, dtype=dtype)
+    if c.decoder.num_layers:
+      self.decoder = JointQueryDecoder(c.decoder.num_layers, c.decoder.hidden_size,
+                                       c.decoder.num_heads, c.decoder.num_queries,
+                                       c.decoder.attend_text, dtype=dtype)
     self.head = head_lib.CenterHead(c.head.channels, c.head.num_convs, dtype=dtype,
-                                    conv=c.conv, taper=c.head.taper)
-    self.vision_embed_proj = layers.Dense(c.embed_dim, dtype)
-    self.text_embed_proj = layers.Dense(c.embed_dim, dtype)
-    self.logit_scale = self.param("logit_scale", nn.initializers.constant(
-        math.log(1.0 / c.temperature_init)), ())
+                                    conv=c.conv, taper=c.head.taper, norm=c.head.norm)
+    if c.language:
+      self.vision_embed_proj = layers.Dense(c.embed_dim, dtype)
+      self.text_embed_proj = layers.Dense(c.embed_dim, dtype)
+      self.logit_scale = self.param("logit_scale", nn.initializers.constant(
+          math.log(1.0 / c.temperature_init)), ())
 
   def encode_text(self, text_ids: jnp.ndarray, text_mask: jnp.ndarray) -> dict[str, jnp.ndarray]:
-    """ids/mask [B, L] -> {'tokens': [B, L, Dt] deep text features, 'sentence': [B, Dt]}."""
+    """ids/mask [B, L] -> {'tokens': [B, L, Dt] deep text features, 'sentence': [B, Dt]}.
+
+    Without a language branch: zeros [B, L, 1] and [B, 1] (nothing reads them)."""
+    if not self.config.language:
+      zeros = jnp.zeros((*text_ids.shape, 1), jnp.dtype(self.config.dtype))
+      return {"tokens": zeros, "sentence": zeros[:, 0]}
     tokens = self.text_encoder(text_ids, text_mask)
     if not self.config.text.trainable:
       tokens = jax.lax.stop_gradient(tokens)
@@ -173,14 +200,19 @@ class LGTrack(nn.Module):
     Every entry is per token or per sample, so a prefix of t / t_mask (and
     `cross_attention.cut_keys` of keys) is the same as conditioning on the shorter text.
     """
-    dtype = jnp.dtype(self.config.dtype)
-    has_text = (mode != 0) & (text_mask.sum(-1) > 0)
+    c = self.config
+    dtype = jnp.dtype(c.dtype)
+    has_text = (mode != 0) & (text_mask.sum(-1) > 0) & c.language
     gate = has_text.astype(dtype)[:, None]
     z, z_grid = self.patch_embed(normalize_image(template, dtype))
-    no_template = (mode == 1)[:, None, None]
-    z = jnp.where(no_template, self.null_template.astype(dtype), z)
-    g_l = self.text_global_proj(text["sentence"].astype(dtype)) * gate
-    t = self.text_tokens_proj(text["tokens"].astype(dtype))
+    no_template = (mode == 1)[:, None, None] & c.language
+    if c.language:
+      z = jnp.where(no_template, self.null_template.astype(dtype), z)
+      g_l = self.text_global_proj(text["sentence"].astype(dtype)) * gate
+      t = self.text_tokens_proj(text["tokens"].astype(dtype))
+    else:
+      g_l = jnp.zeros((z.shape[0], c.hidden_size), dtype)
+      t = jnp.zeros((*text_mask.shape, c.hidden_size), dtype)
     keys = {"keys": self.emims[0].text_keys(t)} if text_keys and self.emims else {}
     return {
         "z": z + self.pos_embed_z(z_grid).astype(dtype),
@@ -206,6 +238,8 @@ class LGTrack(nn.Module):
     nz, nx = z.shape[1], x.shape[1]
 
     v = constrain_batch(jnp.concatenate([z, x], axis=1))
+    ce_mask = z_mask if c.ce.template_range == "box" else center_token_mask(z_mask.shape[0],
+                                                                               self.template_grid)
     emim_at = {layer: k for k, layer in enumerate(c.emim.layers)}
     # Candidate elimination: positions (in the search grid) of the search tokens still in v.
     search_at = jnp.broadcast_to(jnp.arange(nx, dtype=jnp.int32), (v.shape[0], nx))
@@ -215,7 +249,7 @@ class LGTrack(nn.Module):
         v, t = self.emims[k](v, t, t_mask, cond["mods"][k], cond["has_text"],
                              keys=cond.get("keys") if k == 0 else None)
       if blk.keep_search:
-        v, kept = blk(v, z_mask)
+        v, kept = blk(v, ce_mask)
         search_at = jnp.take_along_axis(search_at, kept, axis=1)
       else:
         v = blk(v)
@@ -225,10 +259,13 @@ class LGTrack(nn.Module):
     # Dropped search tokens come back as zeros at their grid positions (OSTrack's recovery).
     x, search_kept = scatter_tokens(x, search_at, nx)
 
-    # Global vision feature: the target's template tokens.
-    g_v = masked_mean(z, z_mask)
-    _, fx = self.decoder(g_v, cond["g_l"], x, t, t_mask, search_kept)
-    fx = fx * search_kept[..., None].astype(fx.dtype)
+    if c.decoder.num_layers:
+      # Global vision feature: the target's template tokens.
+      g_v = masked_mean(z, z_mask)
+      _, fx = self.decoder(g_v, cond["g_l"], x, t, t_mask, search_kept)
+      fx = fx * search_kept[..., None].astype(fx.dtype)
+    else:  # OSTrack: the head reads the ViT's search tokens (dropped ones are zeros already)
+      fx = x
     fmap = fx.reshape(fx.shape[0], *x_grid, fx.shape[-1])
     if select_cells is None:
       score_logits, size, offset = self.head(fmap)
@@ -236,28 +273,29 @@ class LGTrack(nn.Module):
     else:
       score_logits, size, offset, cells = self.head(fmap, select_cells)
       boxes, at = head_lib.box_at_cells(size, offset, cells, x_grid), {"cells": cells}
-    return {
+    out = {
         "score_logits": score_logits,
         "size": size,
         "offset": offset,
         "boxes": boxes,
         **at,
-        "vision_tokens": self.vision_embed_proj(x).astype(jnp.float32),
         "search_kept": search_kept,
     }
+    if c.language:
+      out["vision_tokens"] = self.vision_embed_proj(x).astype(jnp.float32)
+    return out
 
   def __call__(self, template, search, template_box, text_ids, text_mask, mode, text=None,
                select_cells=None):
     if text is None:
       text = self.encode_text(text_ids, text_mask)
     cond = self.condition(template, template_box, text_mask, mode, text)
-    sentence = text["sentence"].astype(jnp.dtype(self.config.dtype))
-    return {
-        **self.localize(cond, search, select_cells),
-        "text_embed": self.text_embed_proj(sentence).astype(jnp.float32),
-        "has_text": cond["has_text"],
-        "logit_scale": self.logit_scale,
-    }
+    out = {**self.localize(cond, search, select_cells), "has_text": cond["has_text"]}
+    if self.config.language:
+      sentence = text["sentence"].astype(jnp.dtype(self.config.dtype))
+      out["text_embed"] = self.text_embed_proj(sentence).astype(jnp.float32)
+      out["logit_scale"] = self.logit_scale
+    return out
 
 
 def build_model(config: ml_collections.ConfigDict) -> LGTrack:

@@ -67,3 +67,19 @@ def clip_xywh_to_image(b: jnp.ndarray, width: jnp.ndarray, height: jnp.ndarray,
   x2 = jnp.clip(b[..., 0] + b[..., 2], x1 + min_size, width)
   y2 = jnp.clip(b[..., 1] + b[..., 3], y1 + min_size, height)
   return jnp.stack([x1, y1, x2 - x1, y2 - y1], axis=-1)
+
+
+def clip_box_margin(b: jnp.ndarray, width: jnp.ndarray, height: jnp.ndarray,
+                    margin: float) -> jnp.ndarray:
+  """OSTrack's `clip_box` (lib/utils/box_ops.py) on [..., 4] xywh pixel boxes.
+
+  x1 goes to [0, W - margin] and x2 to [margin, W] (y likewise), then w = max(margin, x2 - x1):
+  a box that left the frame keeps at least `margin` pixels of it, and its size at least `margin`
+  (so the next crop is not degenerate). The result may still reach past the frame by up to
+  `margin` pixels, as OSTrack's does.
+  """
+  x1 = jnp.minimum(jnp.maximum(b[..., 0], 0.0), width - margin)
+  y1 = jnp.minimum(jnp.maximum(b[..., 1], 0.0), height - margin)
+  x2 = jnp.minimum(jnp.maximum(b[..., 0] + b[..., 2], margin), width)
+  y2 = jnp.minimum(jnp.maximum(b[..., 1] + b[..., 3], margin), height)
+  return jnp.stack([x1, y1, jnp.maximum(x2 - x1, margin), jnp.maximum(y2 - y1, margin)], axis=-1)

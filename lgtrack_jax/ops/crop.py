@@ -1,6 +1,12 @@
-"""Square search/template crops around a box, resized, inside the jit (tracking time).
+"""Square search/template crops around a box, resized, inside the jit.
 
-Pixel convention, shared with `input_pipeline/pipeline.py` (training time): pixel k has its centre
+Two conventions live here. The tracker's default is OSTrack's test-time crop (`ostrack_region`,
+`ostrack_crop`: `sample_target` in OSTrack's lib/train/data/processing_utils.py, then
+`cv2.resize`), which every one-stream tracker since 2022 inherits, so that scores are comparable
+to theirs. The continuous crop below (`crop_region`, `crop_and_resize`) is the training
+sampler's, and the tracker's with `eval.crop='continuous'`.
+
+Continuous crop: pixel convention, shared with `input_pipeline/pipeline.py` (training time): pixel k has its centre
 at coordinate k and a box x, y, w, h covers [x, x + w). A crop region [x0, x0 + S) is resampled to
 `out` pixels by sampling output pixel u at source coordinate x0 + (u + 0.5) * S / out - 0.5,
 bilinearly; samples outside [0, W - 1] x [0, H - 1] are 0, as in `tf.image.crop_and_resize` with
@@ -25,6 +31,82 @@ def crop_region(box_xywh: jnp.ndarray, factor: float, xp=jnp) -> jnp.ndarray:
   cx = box_xywh[..., 0] + box_xywh[..., 2] / 2
   cy = box_xywh[..., 1] + box_xywh[..., 3] / 2
   return xp.stack([cx - side / 2, cy - side / 2, side], axis=-1)
+
+
+def ostrack_region(box_xywh: jnp.ndarray, factor: float, xp=jnp) -> jnp.ndarray:
+  """OSTrack's crop placement: [..., 4] xywh pixels -> [..., 3] (x0, y0, side), integer valued.
+
+  side = ceil(sqrt(w * h) * factor) (at least 1), and x0 = round(cx - side / 2), y0 likewise,
+  rounding half to even as Python's `round`. `xp`: the array module (numpy on the host).
+  """
+  side = xp.maximum(xp.ceil(xp.sqrt(box_xywh[..., 2] * box_xywh[..., 3]) * factor), 1.0)
+  x0 = xp.round(box_xywh[..., 0] + 0.5 * box_xywh[..., 2] - 0.5 * side)
+  y0 = xp.round(box_xywh[..., 1] + 0.5 * box_xywh[..., 3] - 0.5 * side)
+  return xp.stack([x0, y0, side], axis=-1)
+
+
+def centred_region(box_xywh: jnp.ndarray, side: jnp.ndarray) -> jnp.ndarray:
+  """The square of `side` [...] centred exactly on the box [..., 4] -> [..., 3] (x0, y0, side).
+
+  OSTrack maps its boxes back through this square (`map_box_back`: the previous box's centre
+  minus half the crop side), not through the crop's pixel-rounded placement.
+  """
+  return jnp.stack([box_xywh[..., 0] + 0.5 * box_xywh[..., 2] - 0.5 * side,
+                    box_xywh[..., 1] + 0.5 * box_xywh[..., 3] - 0.5 * side, side], axis=-1)
+
+
+def ostrack_crop(image: jnp.ndarray, region: jnp.ndarray, out: int, hw: jnp.ndarray | None = None,
+                 origin: jnp.ndarray | None = None, quantize: bool = True) -> jnp.ndarray:
+  """OSTrack's test-time crop of image [H, W, C] at `ostrack_region` (x0, y0, side) [3] ->
+  [out, out, C] float, pixel values in [0, 255].
+
+  What `sample_target` then `cv2.resize(..., INTER_LINEAR)` compute:
+  - the side x side patch at (x0, y0) is cut from the frame and zero padded where it leaves the
+    frame. Its padding arithmetic (`x2_pad = max(x2 - W + 1, 0)`) never copies the frame's last
+    column or last row: those read as padding too;
+  - the patch is resized bilinearly with half-pixel centres: output pixel u samples patch
+    coordinate (u + 0.5) * side / out - 0.5, clamped to [0, side - 1] (OpenCV replicates the
+    patch's border, whose pixels may be padding);
+  - `quantize`: rounded to uint8 as cv2 returns it (OpenCV's fixed-point weights are not
+    reproduced: a pixel may differ by one level).
+  `hw`, `origin`: a padded frame's valid size and a window's place in its frame, as in `resample`.
+  """
+  h, w = _size(image, hw)
+  side = region[2]
+
+  def coords(start):
+    return start + jnp.clip(sample_coords(jnp.zeros((), float), side, out), 0.0, side - 1)
+
+  ys, xs = coords(region[1]), coords(region[0])
+  y0, x0 = jnp.floor(ys), jnp.floor(xs)
+  wy, wx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+  y0i, x0i = y0.astype(jnp.int32), x0.astype(jnp.int32)
+
+  oy = None if origin is None else origin[0]
+  ox = None if origin is None else origin[1]
+  rows = [_taps(i, h, oy, image.shape[0]) for i in (y0i, y0i + 1)]
+  cols = [_taps(i, w, ox, image.shape[1]) for i in (x0i, x0i + 1)]
+  img = image.astype(float)
+
+  def pixel(r, c):
+    (ri, rv), (ci, cv) = r, c
+    return img[ri][:, ci] * (rv[:, None] & cv[None, :])[..., None]
+
+  top = pixel(rows[0], cols[0]) * (1 - wx) + pixel(rows[0], cols[1]) * wx
+  bottom = pixel(rows[1], cols[0]) * (1 - wx) + pixel(rows[1], cols[1]) * wx
+  patch = top * (1 - wy) + bottom * wy
+  return jnp.floor(patch + 0.5) if quantize else patch
+
+
+def _taps(i: jnp.ndarray, n: jnp.ndarray, start: jnp.ndarray | None, size: int
+          ) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """Frame indices i [m] int32 of a frame side n -> (indices into a buffer of `size` holding the
+  frame from `start` on (None: from 0), valid [m] bool). `ostrack_crop` reads frame pixel i
+  unless it is padding: i < 0, or i >= n - 1 (`sample_target` never copies the last one)."""
+  valid = (i >= 0) & (i <= n - 2)
+  if start is not None:
+    i = i - start
+  return jnp.clip(i, 0, size - 1), valid
 
 
 def sample_coords(start: jnp.ndarray, extent: jnp.ndarray, out: int) -> jnp.ndarray:

@@ -2,7 +2,13 @@
 
 Per frame, one jitted function takes the frames on device, crops the search regions around
 the last boxes and resizes them (in the jit), runs LGTrack, applies the Hanning-window penalty,
-maps the boxes back to the frames and clips them to the images. What the template and the sentence
+maps the boxes back to the frames and clips them to the images. Each of these follows OSTrack's
+test-time code (lib/test/tracker/ostrack.py), the field's reference: the crop of `sample_target`
+(`crop.ostrack_crop`), the window times the score map (`window.windowed_scores`), the peak cell's
+box, `map_box_back` (through the square centred on the last box, `crop.centred_region`) and
+`clip_box` with its margin (`boxes.clip_box_margin`). First boxes are 0-based top-left x, y, w, h
+in pixels, as the benchmarks' files give them. `eval.crop`, `eval.window` and `eval.clip_margin`
+name the alternatives. What the template and the sentence
 contribute (`LGTrack.condition`: the template crop's tokens, the projected text tokens, the
 sentence vector, the EMIM modulation vectors, and the first EMIM's attention keys and values from the
 text) is computed once per sequence, on its first frame,
@@ -46,7 +52,7 @@ from lgtrack_jax.models.cross_attention import BY_HEAD, cut_keys, kernels_by_hea
 from lgtrack_jax.models.head import argmax_cells
 from lgtrack_jax.ops import boxes as box_ops
 from lgtrack_jax.ops import crop
-from lgtrack_jax.ops.window import hann2d
+from lgtrack_jax.ops.window import hann2d, windowed_scores
 
 MODES = {"bbox": 0, "nl": 2, "nl_bbox": 2}
 
@@ -71,10 +77,14 @@ class _Slot:
   text_len: int = 0  # real (unmasked) tokens of the sentence
 
 
-def check_request(mode: str, init_box, sentence: str | None) -> None:
-  """Raises ValueError when `mode` cannot run with this initial box / sentence."""
+def check_request(mode: str, init_box, sentence: str | None, language: bool = True) -> None:
+  """Raises ValueError when `mode` cannot run with this initial box / sentence (`language`:
+  whether the model has a language branch, `model.language`)."""
   if mode not in MODES:
     raise ValueError(f"mode={mode!r}: expected one of {sorted(MODES)}")
+  if mode != "bbox" and not language:
+    raise ValueError(f"mode={mode!r} needs a sentence, and this config has no language branch "
+                     "(model.language=False): use mode 'bbox'")
   if mode in ("nl", "nl_bbox") and sentence is None:
     raise ValueError(f"mode={mode!r} needs a sentence")
   if mode != "nl" and init_box is None:
@@ -144,11 +154,12 @@ def window_frames(frames: list[np.ndarray | None], regions: list[np.ndarray | No
 class LGTracker:
   """Tracks sequences with a trained LGTrack, one at a time (`track`) or K at once (`track_many`).
 
-  `tokenize(list[str]) -> (ids [N, L], mask [N, L])` int32 arrays (lgtrack_jax.tokenizer).
+  `tokenize(list[str]) -> (ids [N, L], mask [N, L])` int32 arrays (lgtrack_jax.tokenizer); None
+  for a model without a language branch (`model.language=False`).
   """
 
   def __init__(self, model: lgtrack.LGTrack, params, config: ml_collections.ConfigDict,
-               tokenize: Callable):
+               tokenize: Callable | None):
     self.model = model
     # Inference only: the matmul weights in the compute dtype once, not cast again every frame,
     # and the cross-attentions' query/key/value kernels heads-major once (their folds' layout).
@@ -163,6 +174,11 @@ class LGTracker:
     self._text_max = config.model.text.max_len
     grid = d.search_size // config.model.patch_size
     self._window = jnp.asarray(hann2d(grid, grid))
+    e = config.eval
+    if e.crop not in ("ostrack", "continuous"):
+      raise ValueError(f"eval.crop={e.crop!r}: expected 'ostrack' or 'continuous'")
+    if e.window not in ("multiply", "blend"):
+      raise ValueError(f"eval.window={e.window!r}: expected 'multiply' or 'blend'")
     self._encode = jax.jit(functools.partial(model.apply, method=model.encode_text))
     self._init = jax.jit(self._init_fn, static_argnames="ground")
     self._step = jax.jit(self._step_fn, donate_argnums=4, static_argnames="text_len")
@@ -202,9 +218,23 @@ class LGTracker:
       h, w = hw[0].astype(float), hw[1].astype(float)
       box = box_ops.clip_xywh_to_image(
           jnp.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h]), w, h)
-    region = crop.crop_region(box, self.config.data.template_factor)
-    template = crop.crop_and_resize(frame, region, self._zs, hw)
-    return box, self._condition(variables, template, crop.box_to_crop(box, region), text, mode)
+    region = self.region(box, self.config.data.template_factor)
+    template = self.crop(frame, region, self._zs, hw)
+    template_box = crop.box_to_crop(box, crop.centred_region(box, region[..., 2]))
+    return box, self._condition(variables, template, template_box, text, mode)
+
+  def region(self, box: jnp.ndarray, factor: float, xp=jnp) -> jnp.ndarray:
+    """The crop region (x0, y0, side) [..., 3] around boxes [..., 4] xywh px (`eval.crop`)."""
+    if self.config.eval.crop == "ostrack":
+      return crop.ostrack_region(box, factor, xp)
+    return crop.crop_region(box, factor, xp)
+
+  def crop(self, frame, region, out: int, hw, origin=None) -> jnp.ndarray:
+    """One frame's crop [out, out, 3] float at `region` (`eval.crop`); arguments as
+    `crop.crop_and_resize`'s."""
+    if self.config.eval.crop == "ostrack":
+      return crop.ostrack_crop(frame, region, out, hw, origin, self.config.eval.quantize_crop)
+    return crop.crop_and_resize(frame, region, out, hw, origin)
 
   def _step_fn(self, variables, windows, hw, origin, state, *, text_len: int):
     """One frame of K sequences: windows [K, Hw, Ww, 3] uint8 of the frames (`window_frames`),
@@ -214,13 +244,13 @@ class LGTracker:
 
     Returns (new state, boxes [K, 4] xywh px, peak scores [K]).
     """
-    regions = crop.crop_region(state["box"], self.config.data.search_factor)
-    search = jax.vmap(crop.crop_and_resize, in_axes=(0, 0, None, 0, 0))(
-        windows, regions, self._xs, hw, origin)
-    wi = self.config.eval.window_influence
+    e = self.config.eval
+    regions = self.region(state["box"], self.config.data.search_factor)
+    search = jax.vmap(self.crop, in_axes=(0, 0, None, 0, 0))(windows, regions, self._xs, hw, origin)
+    influence = e.window_influence if e.window == "blend" else None
 
-    def peaks(score_logits):  # the Hanning-window penalty (OSTrack): favour small motion
-      return argmax_cells((1 - wi) * jax.nn.sigmoid(score_logits) + wi * self._window[None])
+    def peaks(score_logits):  # the Hanning-window penalty: favour small motion
+      return argmax_cells(windowed_scores(score_logits, self._window, influence))
 
     cond = {**state["cond"], "t": state["cond"]["t"][:, :text_len],
             "t_mask": state["cond"]["t_mask"][:, :text_len]}
@@ -230,7 +260,9 @@ class LGTracker:
     score = jax.nn.sigmoid(out["score_logits"])
     box_crop = out["boxes"]
     hwf = hw.astype(float)
-    box = box_ops.clip_xywh_to_image(crop.box_from_crop(box_crop, regions), hwf[:, 1], hwf[:, 0])
+    back = crop.centred_region(state["box"], regions[:, 2])
+    box = box_ops.clip_box_margin(crop.box_from_crop(box_crop, back), hwf[:, 1], hwf[:, 0],
+                                  e.clip_margin)
     box = jnp.where(jnp.all(jnp.isfinite(box), -1, keepdims=True), box, state["box"])
     return {**state, "box": box}, box, score.max(axis=(1, 2))
 
@@ -323,7 +355,7 @@ class LGTracker:
             job = next(queue, None)
             if job is None:
               break
-            check_request(mode, job.init_box, job.sentence)
+            check_request(mode, job.init_box, job.sentence, self.config.model.language)
             slots[k] = _Slot(job, iter(job.frames), [], [])
             state = self._start(slots[k], k, k_max, state, mode)
           frames[k] = next(slots[k].frames, None)
@@ -337,7 +369,7 @@ class LGTracker:
       t0 = time.perf_counter()
       if self.config.eval.search_window:
         factor = self.config.data.search_factor
-        regions = [None if f is None else crop.crop_region(slots[k].boxes[-1], factor, np)
+        regions = [None if f is None else self.region(slots[k].boxes[-1], factor, np)
                    for k, f in enumerate(frames)]
         windows, hw, origin = window_frames(frames, regions, self._bucket)
       else:

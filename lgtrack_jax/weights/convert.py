@@ -4,13 +4,14 @@ r"""Converts pretrained weights into a params sub-tree of our model, for `config
     --dst /ckpt/mae_vit_b16 [--config configs/lgtrack_b256.py] [--config.model.depth=24 ...]
   python -m lgtrack_jax.weights.convert --kind text --src /models/bert-base-uncased \
     --dst /ckpt/bert_base
-  python -m lgtrack_jax.weights.convert --kind ostrack --src OSTrack_ep0300.pth.tar \
-    --dst /ckpt/ostrack_b256
+  python -m lgtrack_jax.weights.convert --kind ostrack --config configs/ostrack_b256.py \
+    --src OSTrack_ep0300.pth.tar --dst /ckpt/ostrack_b256
 
 kinds:
   vit      timm / MAE / DeiT ViT (`*.safetensors`, or a PyTorch `.pth`/`.bin`)
   text     Hugging Face BERT / RoBERTa / MiniLM directory (safetensors or pytorch_model*.bin)
-  ostrack  OSTrack tracker checkpoint (`.pth.tar` with its 'net' state dict, or safetensors)
+  ostrack  OSTrack tracker checkpoint (`.pth.tar` with its 'net' state dict, or safetensors);
+           with --config configs/ostrack_b256.py all of it loads (`eval.py --weights`)
 The config (default: configs/lgtrack_b256.py) decides the model sizes the weights must fit and
 the position-embedding grids (data.template_size, data.search_size). `--dst` receives
 `params.safetensors` (float32 arrays keyed by our '/'-joined param paths) and `report.json`

@@ -57,12 +57,14 @@ class Conversion:
   params: {our path: float32 array} of everything loaded.
   loaded: {our path: source key}.
   ignored: {source key: reason} for keys skipped on purpose or without a counterpart.
+  folded: {source key: where it went} for keys folded into a loaded param (a BatchNorm).
   problems: every error found (empty when the conversion is sound).
   """
 
   params: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
   loaded: dict[str, str] = dataclasses.field(default_factory=dict)
   ignored: dict[str, str] = dataclasses.field(default_factory=dict)
+  folded: dict[str, str] = dataclasses.field(default_factory=dict)
   problems: list[str] = dataclasses.field(default_factory=list)
 
   def raise_if_problems(self, what: str) -> None:

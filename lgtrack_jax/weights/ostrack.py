@@ -12,8 +12,10 @@ crop sizes differ) and must be complete. The heads differ: ours has `num_convs` 
 `model.head.channels` halved at each layer with `model.head.taper` (OSTrack's C -> C/2 -> ...).
 Each OSTrack conv is loaded, with its BatchNorm folded in (eval mode), where our conv of the same
 branch and depth has the same shape: with lgtrack_b256's tapered head, conv2-4 and conv5 (conv1
-reads 768 channels, ours 256). Everything else is listed in the report ('ignored' with the reason,
-'not_loaded' for our fresh head params).
+reads 768 channels, ours 256); with configs/ostrack_b256.py (OSTrack's head on the ViT tokens,
+`head.norm='none'`) every one of them, so the whole checkpoint loads. Everything else is listed
+in the report ('ignored' with the reason, 'not_loaded' for our params left at their fresh init,
+the text encoder aside).
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ def convert_ostrack(tensors: dict[str, np.ndarray], config: ml_collections.Confi
   Returns:
     (conversion, not_loaded): `conversion.params` holds the backbone, both position embeddings
     and the head convs that fit; `conversion.ignored` every source tensor left out, with the
-    reason; `not_loaded` our head params that keep their fresh init.
+    reason; `not_loaded` our params (the text encoder's aside) that keep their fresh init.
 
   Raises:
     ValueError: one error listing every missing or mis-shaped backbone tensor and every
@@ -130,7 +132,6 @@ def convert_ostrack(tensors: dict[str, np.ndarray], config: ml_collections.Confi
   tensors, folded = fold_batchnorm(tensors)
   ctx = vit_lib.VitContext(config.model.num_heads, z, x, 0)
   out = apply_table(tensors, KEY_TABLE, IGNORED, expected, required=REQUIRED, ctx=ctx)
-  out.ignored.update(folded)
   out.raise_if_problems("OSTrack checkpoint")
   # A conv loads whole or not at all: a bias that fits by chance (e.g. conv5's [2]) without its
   # kernel would be meaningless.
@@ -144,7 +145,18 @@ def convert_ostrack(tensors: dict[str, np.ndarray], config: ml_collections.Confi
   for path, key in out.loaded.items():
     if key.rsplit(".", 2)[0] + ".1.weight" in folded:
       out.loaded[path] = f"{key} (BatchNorm folded in)"
-  not_loaded = sorted(p for p in expected if p.startswith("head/") and p not in out.loaded)
+  # A BatchNorm counts as loaded where its conv is, and as ignored with it otherwise.
+  loaded_keys = set(out.loaded.values())
+  for key, how in folded.items():
+    conv = key.rsplit(".", 2)[0] + ".0.weight"
+    if f"{conv} (BatchNorm folded in)" in loaded_keys:
+      out.folded[key] = how
+    else:
+      out.ignored[key] = f"{how}, which is not loaded: {out.ignored.get(conv, 'no counterpart')}"
+  # The text encoder comes from its own checkpoint (model.text.checkpoint); everything else of
+  # ours that OSTrack does not give keeps its fresh init.
+  not_loaded = sorted(p for p in expected
+                      if not p.startswith("text_encoder/") and p not in out.loaded)
   return out, not_loaded
 
 
@@ -154,5 +166,5 @@ def convert_ostrack_file(path: str, config: ml_collections.ConfigDict
   out, not_loaded = convert_ostrack(checkpoint_io.read_state_dict(path), config)
   report = {"kind": "ostrack", "source": os.path.abspath(path),
             "model": vit_lib.model_summary(config), "loaded": out.loaded,
-            "ignored": out.ignored, "not_loaded": not_loaded}
+            "folded": out.folded, "ignored": out.ignored, "not_loaded": not_loaded}
   return out.params, report

@@ -217,3 +217,39 @@ def apply_pretrained(config: ml_collections.ConfigDict, params: Any) -> tuple[An
     old = flat[path]
     flat[path] = jax.device_put(np.asarray(value, old.dtype), old.sharding)
   return traverse_util.unflatten_dict(flat, sep="/"), report
+
+
+def load_weights(config: ml_collections.ConfigDict, path: str) -> dict[str, Any]:
+  """Every param of the model from one converted directory (`convert`'s `--dst`): the weights
+  of a released tracker, evaluated without a training workdir (`eval.py --weights`).
+
+  Returns the params as a nested dict of float32 numpy arrays. Position grids of another size
+  are resampled, as for `model.init`.
+
+  Raises:
+    ValueError: one error naming every param the directory lacks, holds in another shape, or
+      holds beyond the model's.
+  """
+  from lgtrack_jax.weights import vit as vit_lib  # pylint: disable=import-outside-toplevel
+  shapes = vit_lib.model_param_shapes(config)
+  flat, _ = checkpoint_io.load_converted(path)
+  problems = [f"{p} {tuple(a.shape)}: the model has no such param" for p, a in sorted(flat.items())
+              if p not in shapes]
+  missing = sorted(p for p in shapes if p not in flat)
+  if missing:
+    problems.append(f"missing {len(missing)} params: {', '.join(collapse(missing))}")
+  values = {}
+  for p, array in sorted(flat.items()):
+    if p not in shapes:
+      continue
+    if tuple(array.shape) != shapes[p]:
+      if p in _GRIDS and array.ndim == 3 and array.shape[-1] == shapes[p][-1]:
+        array = posemb.resample_grid(array, shapes[p][:2])
+      else:
+        problems.append(f"{p} has shape {tuple(array.shape)}, the model {shapes[p]}")
+        continue
+    values[p] = np.asarray(array, np.float32)
+  if problems:
+    raise ValueError(f"--weights {path}: the weights do not fit the config "
+                     f"({len(problems)} problems):\n  - " + "\n  - ".join(problems))
+  return traverse_util.unflatten_dict(values, sep="/")

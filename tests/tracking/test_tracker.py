@@ -125,31 +125,35 @@ def test_tracked_boxes_are_the_whole_models_on_the_same_crops(mixed_jobs, mode):
   """The tracker conditions once per sequence (`LGTrack.condition`) and runs `LGTrack.localize`
   per frame, with its own crops, text cut and box mapping. Replayed frame by frame through the
   model's training entry point (`__call__`: template, search crop, full text) with the public
-  crop ops, the boxes are the same. No Hanning window, so both read the box at the score peak.
+  crop ops (OSTrack's: `ostrack_region`, `ostrack_crop`, mapped back through `centred_region`,
+  clipped by `clip_box_margin`), the boxes are the same. No Hanning window (a blend of weight 0),
+  so both read the box at the score peak.
   The head hands size and offset back in float32, computed by the tracker over the chosen cell's
   receptive window ('VALID' convolutions) and by the whole model over the map, so the two differ by
   float32 rounding (1.2e-6 relative seen; each replayed frame starts from the tracker's previous
   box, so that it does not add up). A wrong conditioning or text mask moves boxes by far more."""
   job = mixed_jobs[0]
   with jax.enable_x64(True):
-    tracker = _float64_tracker(window_influence=0.0)
+    tracker = _float64_tracker(window="blend", window_influence=0.0)
     tracked, _ = tracker.track(job.frames, job.init_box, job.sentence, mode)
     d = tracker.config.data
     ids, mask = tracker.tokenize([job.sentence])
     if mode == "bbox":
       mask = np.zeros_like(mask)
     first = np.asarray(job.frames[0])
-    region = crop.crop_region(np.asarray(job.init_box, np.float64), d.template_factor)
-    template = crop.crop_and_resize(first, region, d.template_size)[None]
-    template_box = crop.box_to_crop(np.asarray(job.init_box, np.float64), region)[None]
+    init_box = np.asarray(job.init_box, np.float64)
+    region = crop.ostrack_region(init_box, d.template_factor)
+    template = crop.ostrack_crop(first, region, d.template_size)[None]
+    template_box = crop.box_to_crop(init_box, crop.centred_region(init_box, region[2]))[None]
     for t, frame in enumerate(job.frames[1:4], start=1):
       h, w = frame.shape[:2]
-      region = crop.crop_region(tracked[t - 1], d.search_factor)  # each frame from the tracker's
-      search = crop.crop_and_resize(np.asarray(frame), region, d.search_size)[None]
+      region = crop.ostrack_region(tracked[t - 1], d.search_factor)  # from the tracker's last box
+      search = crop.ostrack_crop(np.asarray(frame), region, d.search_size)[None]
       out = tracker.model.apply({"params": tracker.params}, template, search, template_box,
                                 ids, mask, np.full((1,), MODES[mode], np.int32))
-      box = np.asarray(box_ops.clip_xywh_to_image(crop.box_from_crop(out["boxes"][0], region),
-                                                  w, h))
+      back = crop.centred_region(tracked[t - 1], region[2])
+      box = np.asarray(box_ops.clip_box_margin(crop.box_from_crop(out["boxes"][0], back), w, h,
+                                               tracker.config.eval.clip_margin))
       np.testing.assert_allclose(tracked[t], box, rtol=1e-5, err_msg=f"frame {t}")
 
 
