@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO := runs/demo
 
-.PHONY: demo test test-slow test-parity install clean-demo
+.PHONY: demo test test-slow test-parity test-ostrack install clean-demo
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,19 @@ test-parity: install
 	  "huggingface_hub<1.0" tokenizers==0.22.2
 	PYTHONPATH=$(PARITY)/torch LGTRACK_TRANSFORMERS_457=$(PARITY)/tf457 \
 	  $(PY) -m pytest -q -m "parity or torch"
+
+# The OSTrack parity test (README "Reproducing OSTrack"): OSTrack's own tracker, from the checkout
+# OSTRACK_ROOT names, against ours. Its imports (torch, timm, OpenCV, ...) go in a side directory.
+# torchvision's PyPI wheels are CUDA builds: their C ops do not load beside the CPU torch wheel,
+# and neither OSTrack nor timm needs them (tests/parity/ostrack_reference.py).
+OSTRACK_DEPS := $(PARITY)/ostrack
+test-ostrack: install
+	@test -n "$(OSTRACK_ROOT)" || { echo "make test-ostrack: set OSTRACK_ROOT to a checkout of botaoye/OSTrack"; exit 2; }
+	$(PY) -m pip install -q --no-deps --target $(OSTRACK_DEPS) torch==2.13.0 torchvision==0.28.0 \
+	  timm==1.0.31 opencv-python-headless==5.1.0.95 easydict==1.14 pyyaml==6.0.3 sympy mpmath \
+	  networkx jinja2 markupsafe
+	OSTRACK_ROOT=$(abspath $(OSTRACK_ROOT)) PYTHONPATH=$(OSTRACK_DEPS) \
+	  $(PY) -m pytest -q -s -m parity tests/parity/test_ostrack_parity.py
 
 clean-demo:
 	rm -rf $(DEMO)
