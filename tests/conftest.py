@@ -79,3 +79,40 @@ def micro_config() -> ml_collections.ConfigDict:
 @pytest.fixture
 def config() -> ml_collections.ConfigDict:
   return micro_config()
+
+
+def make_micro_workdir(path: str, step: int = 3) -> str:
+  """A train workdir at `path` holding a freshly initialised checkpoint of the micro model."""
+  # pylint: disable=import-outside-toplevel
+  from lgtrack_jax.models import lgtrack
+  from lgtrack_jax.training import checkpoint as ckpt_lib
+  from lgtrack_jax.training import optim, sharding, state as state_lib
+  config = micro_config()
+  model = lgtrack.build_model(config)
+  params = jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
+  tx, _ = optim.make_optimizer(config, params)
+  state, _ = state_lib.create_state(model, tx, sharding.make_mesh(config), config,
+                                    jax.random.key(0))
+  ckpt = ckpt_lib.Checkpointer(path, async_save=False)
+  ckpt.save(step, state, {"step": step, "next_sample": 0})
+  ckpt.close()
+  return path
+
+
+MICRO_CONFIG_FILE = '''"""The test suite's micro config (tests/conftest.py) as a config file, for subprocesses."""
+from tests.conftest import micro_config
+
+
+def get_config(arg=None):
+  del arg
+  return micro_config()
+'''
+
+
+def write_micro_config_file(directory) -> str:
+  """Writes the micro config as a config file (for `--config` of a subprocess run with the
+  repository on PYTHONPATH); returns its path."""
+  path = os.path.join(str(directory), "micro_config.py")
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(MICRO_CONFIG_FILE)
+  return path

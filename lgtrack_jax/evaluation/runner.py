@@ -186,26 +186,6 @@ def _read_sequence_list(path: str | None) -> list[str] | None:
   return names
 
 
-def build_lgtracker(config, checkpoint: str | None, weights: str | None = None):
-  """LGTracker with the latest params of a train workdir (`checkpoint`) or with converted
-  weights (`weights`, step None), on the first local device. Returns (tracker, step)."""
-  from lgtrack_jax.models import lgtrack  # pylint: disable=import-outside-toplevel
-  from lgtrack_jax.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
-  from lgtrack_jax.tracking.tracker import LGTracker  # pylint: disable=import-outside-toplevel
-  if weights:
-    from lgtrack_jax.weights import pretrained  # pylint: disable=import-outside-toplevel
-    params, step = pretrained.load_weights(config, weights), None
-  else:
-    from lgtrack_jax.training import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
-    params, step = ckpt_lib.load_params(checkpoint, config)
-  model = lgtrack.build_model(config)
-  tokenizer = None
-  if config.model.language:
-    tokenizer = Tokenizer(config.model.text.tokenizer or config.model.text.checkpoint,
-                          config.model.text.max_len)
-  return LGTracker(model, params, config, tokenizer), step
-
-
 def parse_compare(spec: str | None) -> dict[str, str]:
   """'NAME=DIR,NAME=DIR' -> {NAME: DIR}; a malformed entry or a repeated name is an error."""
   out: dict[str, str] = {}
@@ -269,7 +249,8 @@ def run(*, config, checkpoint: str | None, dataset: str | None, data_root: str |
       if config is None or bool(checkpoint) == bool(weights):
         raise ValueError("--tracker lgtrack needs --config and one of --checkpoint (a train "
                          "workdir) or --weights (a converted weights directory)")
-      runner, step = build_lgtracker(config, checkpoint, weights)
+      from lgtrack_jax.tracking import online  # pylint: disable=import-outside-toplevel
+      runner, step = online.build_lgtracker(config, checkpoint, weights)
       extra["checkpoint_step"] = step
     independent = shard is not None
     if shard is None:

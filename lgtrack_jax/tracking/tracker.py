@@ -36,6 +36,7 @@ boxes, a fraction of the bytes, at the price of a compilation per window size.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import time
@@ -179,6 +180,7 @@ class LGTracker:
       raise ValueError(f"eval.crop={e.crop!r}: expected 'ostrack' or 'continuous'")
     if e.window not in ("multiply", "blend"):
       raise ValueError(f"eval.window={e.window!r}: expected 'multiply' or 'blend'")
+    self.traces = collections.Counter()  # compilations of the jitted pieces, by name
     self._encode = jax.jit(functools.partial(model.apply, method=model.encode_text))
     self._init = jax.jit(self._init_fn, static_argnames="ground")
     self._step = jax.jit(self._step_fn, donate_argnums=4, static_argnames="text_len")
@@ -209,6 +211,7 @@ class LGTracker:
     sequence's conditioning (`_condition`: template tokens from the crop around that box, text
     tokens, sentence and modulation vectors), which every later frame reuses.
     """
+    self.traces["init"] += 1
     if ground:
       search = crop.resize_full(frame, self._xs, hw)
       template = jnp.zeros((1, self._zs, self._zs, 3), float)
@@ -244,6 +247,7 @@ class LGTracker:
 
     Returns (new state, boxes [K, 4] xywh px, peak scores [K]).
     """
+    self.traces["step"] += 1  # runs once per compilation (tests count them)
     e = self.config.eval
     regions = self.region(state["box"], self.config.data.search_factor)
     search = jax.vmap(self.crop, in_axes=(0, 0, None, 0, 0))(windows, regions, self._xs, hw, origin)
@@ -313,27 +317,36 @@ class LGTracker:
     text = self._encode({"params": self.params}, jnp.asarray(ids), jnp.asarray(mask))
     return {**text, "mask": jnp.asarray(mask)}
 
+  def start(self, state: dict | None, k: int, num_slots: int, frame: np.ndarray,
+            init_box: np.ndarray | None, sentence: str | None, mode: str, key: Any = None
+            ) -> tuple[dict, np.ndarray, int]:
+    """Starts a sequence in slot k of `num_slots` from its first frame [H, W, 3] uint8 and its
+    initial box [4] xywh px (ignored in mode 'nl') and sentence (ignored in mode 'bbox'); `state`
+    None makes a fresh one. Returns (state, first box [4] float64: the given or the grounded one,
+    real tokens of the sentence). `key` names the sequence in errors."""
+    padded, hw = pad_frames([frame], self._bucket)
+    text = self.encode_sentence(sentence if mode != "bbox" else None)
+    mask = np.asarray(text["mask"][0])
+    text_len = int(mask.sum())
+    if not mask[:text_len].all():  # the per-frame function keeps a prefix of the tokens
+      raise ValueError(f"sequence {key!r}: the tokenizer's mask is not a prefix: {mask}")
+    box0 = jnp.zeros(4, float) if mode == "nl" else jnp.asarray(init_box, float)
+    box, cond = self._init(self.variables, padded[0], hw[0], box0, text, jnp.int32(MODES[mode]),
+                           ground=mode == "nl")
+    if state is None:
+      state = _empty_state(num_slots, cond)
+    state = self._set_slot(state, jnp.int32(k), {"box": box, "cond": cond})
+    return state, np.asarray(box, np.float64), text_len
+
   def _start(self, slot: _Slot, k: int, num_slots: int, state: dict | None, mode: str) -> dict:
     """Initialises slot k from its job's first frame; returns the updated state."""
     t0 = time.perf_counter()
     frame = next(slot.frames, None)
     if frame is None:
       raise ValueError(f"sequence {slot.job.key!r} has no frames")
-    padded, hw = pad_frames([frame], self._bucket)
-    padded, hw = padded[0], hw[0]
-    text = self.encode_sentence(slot.job.sentence if mode != "bbox" else None)
-    mask = np.asarray(text["mask"][0])
-    slot.text_len = int(mask.sum())
-    if not mask[:slot.text_len].all():  # the per-frame function keeps a prefix of the tokens
-      raise ValueError(f"sequence {slot.job.key!r}: the tokenizer's mask is not a prefix: {mask}")
-    init_box = (jnp.zeros(4, float) if mode == "nl"
-                else jnp.asarray(slot.job.init_box, float))
-    box, cond = self._init(self.variables, padded, hw, init_box, text, jnp.int32(MODES[mode]),
-                           ground=mode == "nl")
-    if state is None:
-      state = _empty_state(num_slots, cond)
-    state = self._set_slot(state, jnp.int32(k), {"box": box, "cond": cond})
-    slot.boxes.append(np.asarray(box, np.float64))
+    state, box, slot.text_len = self.start(state, k, num_slots, frame, slot.job.init_box,
+                                           slot.job.sentence, mode, slot.job.key)
+    slot.boxes.append(box)
     slot.times.append(time.perf_counter() - t0)
     return state
 
@@ -367,21 +380,32 @@ class LGTracker:
       if not active:
         return
       t0 = time.perf_counter()
-      if self.config.eval.search_window:
-        factor = self.config.data.search_factor
-        regions = [None if f is None else self.region(slots[k].boxes[-1], factor, np)
-                   for k, f in enumerate(frames)]
-        windows, hw, origin = window_frames(frames, regions, self._bucket)
-      else:
-        windows, hw = pad_frames(frames, self._bucket)
-        origin = np.zeros_like(hw)
-      state, boxes, _ = self._step(self.variables, windows, hw, origin, state,
-                                   text_len=self.kept_text_tokens(slots[k].text_len for k in active))
-      boxes = np.asarray(boxes, np.float64)
+      state, boxes, _ = self.advance(
+          state, frames, [None if s is None else s.boxes[-1] for s in slots],
+          [slots[k].text_len for k in active])
       dt = (time.perf_counter() - t0) / len(active)
       for k in active:
         slots[k].boxes.append(boxes[k])
         slots[k].times.append(dt)
+
+  def advance(self, state: dict, frames: list[np.ndarray | None],
+              last_boxes: list[np.ndarray | None], text_lens: Iterable[int]
+              ) -> tuple[dict, np.ndarray, np.ndarray]:
+    """One frame of every slot, on the host's side of `_step_fn`: frames [H, W, 3] uint8 (None:
+    an idle slot), each slot's last box [4] xywh px on the host (None: idle), the token counts of
+    the sentences in flight. Returns (new state, boxes [K, 4] float64 xywh px, peak scores [K]
+    float64)."""
+    if self.config.eval.search_window:
+      factor = self.config.data.search_factor
+      regions = [None if f is None else self.region(b, factor, np)
+                 for f, b in zip(frames, last_boxes)]
+      windows, hw, origin = window_frames(frames, regions, self._bucket)
+    else:
+      windows, hw = pad_frames(frames, self._bucket)
+      origin = np.zeros_like(hw)
+    state, boxes, scores = self._step(self.variables, windows, hw, origin, state,
+                                      text_len=self.kept_text_tokens(text_lens))
+    return state, np.asarray(boxes, np.float64), np.asarray(scores, np.float64)
 
   def track(self, frames: Iterable[np.ndarray], init_box: np.ndarray | None,
             sentence: str | None, mode: str) -> tuple[np.ndarray, np.ndarray]:

@@ -5,15 +5,11 @@ import os
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 
 from input_pipeline import sources, synthetic
 from lgtrack_jax.evaluation import results, runner
-from lgtrack_jax.training import checkpoint as ckpt_lib
-from lgtrack_jax.training import optim, sharding, state as state_lib
-from lgtrack_jax.models import lgtrack
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -28,18 +24,8 @@ def data_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   """A train workdir holding a freshly initialised checkpoint of the micro model."""
-  from tests.conftest import micro_config  # pylint: disable=import-outside-toplevel
-  config = micro_config()
-  model = lgtrack.build_model(config)
-  params = jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
-  tx, _ = optim.make_optimizer(config, params)
-  state, _ = state_lib.create_state(model, tx, sharding.make_mesh(config), config,
-                                    jax.random.key(0))
-  path = str(tmp_path_factory.mktemp("train"))
-  ckpt = ckpt_lib.Checkpointer(path, async_save=False)
-  ckpt.save(3, state, {"step": 3, "next_sample": 0})
-  ckpt.close()
-  return path
+  from tests.conftest import make_micro_workdir  # pylint: disable=import-outside-toplevel
+  return make_micro_workdir(str(tmp_path_factory.mktemp("train")))
 
 
 def _run(config, data_root, results_dir, **kw):
