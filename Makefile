@@ -18,7 +18,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Train the tiny config on the built-in synthetic data (generated on first use), then evaluate
-# it and the stay-at-the-first-box baseline on the synthetic test split.
+# it and the stay-at-the-first-box baseline on the synthetic test split; last, track.py on the
+# first test sequence's frames as on a video of your own (a boxed video, the boxes and a summary
+# in $(DEMO)/track; LaSOT's groundtruth.txt is 1-based, hence --box_base 1).
 demo: install
 	$(PY) train.py --config configs/tiny.py --workdir $(DEMO)/train --config.data.root=$(DEMO)/data
 	$(PY) eval.py --config configs/tiny.py --checkpoint $(DEMO)/train --dataset synthetic \
@@ -26,6 +28,10 @@ demo: install
 	$(PY) eval.py --config configs/tiny.py --tracker static --dataset synthetic \
 	  --data_root $(DEMO)/data --results_dir $(DEMO)/eval/static
 	$(PY) -m lgtrack_jax.evaluation.compare --out $(DEMO)/eval $(DEMO)/eval/lgtrack $(DEMO)/eval/static
+	SEQ=$$(head -1 $(DEMO)/data/testing_set.txt); DIR=$(DEMO)/data/$${SEQ%-*}/$$SEQ; \
+	$(PY) track.py --config configs/tiny.py --checkpoint $(DEMO)/train --video "$$DIR/img/*.jpg" \
+	  --text "$$(cat $$DIR/nlp.txt)" --box "$$(head -1 $$DIR/groundtruth.txt)" --box_base 1 \
+	  --out $(DEMO)/track/$$SEQ.mp4 --boxes $(DEMO)/track/$$SEQ.txt
 
 test: install
 	$(PY) -m pytest -q
