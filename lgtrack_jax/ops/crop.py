@@ -57,7 +57,7 @@ def centred_region(box_xywh: jnp.ndarray, side: jnp.ndarray) -> jnp.ndarray:
 
 def ostrack_crop(image: jnp.ndarray, region: jnp.ndarray, out: int, hw: jnp.ndarray | None = None,
                  origin: jnp.ndarray | None = None, quantize: bool = True) -> jnp.ndarray:
-  """OSTrack's test-time crop of image [H, W, C] at `ostrack_region` (x0, y0, side) [3] ->
+  """OSTrack's test-time crop of image [H, W, C] uint8 at `ostrack_region` (x0, y0, side) [3] ->
   [out, out, C] float, pixel values in [0, 255].
 
   What `sample_target` then `cv2.resize(..., INTER_LINEAR)` compute:
@@ -65,37 +65,69 @@ def ostrack_crop(image: jnp.ndarray, region: jnp.ndarray, out: int, hw: jnp.ndar
     frame. Its padding arithmetic (`x2_pad = max(x2 - W + 1, 0)`) never copies the frame's last
     column or last row: those read as padding too;
   - the patch is resized bilinearly with half-pixel centres: output pixel u samples patch
-    coordinate (u + 0.5) * side / out - 0.5, clamped to [0, side - 1] (OpenCV replicates the
-    patch's border, whose pixels may be padding);
-  - `quantize`: rounded to uint8 as cv2 returns it (OpenCV's fixed-point weights are not
-    reproduced: a pixel may differ by one level).
+    coordinate (u + 0.5) * side / out - 0.5. Columns outside [0, side - 1] take the border
+    column (OpenCV clamps the coordinate); rows outside keep their weights over the border row
+    twice (OpenCV clamps only the row index).
+  - `quantize` (the default): OpenCV's 8-bit arithmetic bit for bit (`cv2_linear_taps`): 11-bit
+    fixed-point weights, the horizontal pass in integers, the vertical pass as its SIMD kernel
+    computes it (`VResizeLinearVec_32s8u`: each row's sum shifted right by 4, multiplied by the
+    row weight keeping the high 16 bits, the two added, then rounded and shifted right by 2).
+    This covers the 2x downscale that OpenCV sends to INTER_AREA (the same sums) and the copy at
+    side == out. False: the same taps in floating point, unrounded.
   `hw`, `origin`: a padded frame's valid size and a window's place in its frame, as in `resample`.
   """
   h, w = _size(image, hw)
-  side = region[2]
-
-  def coords(start):
-    return start + jnp.clip(sample_coords(jnp.zeros((), float), side, out), 0.0, side - 1)
-
-  ys, xs = coords(region[1]), coords(region[0])
-  y0, x0 = jnp.floor(ys), jnp.floor(xs)
-  wy, wx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
-  y0i, x0i = y0.astype(jnp.int32), x0.astype(jnp.int32)
-
+  side = region[2].astype(jnp.int32)
+  (r0, r1, b0, b1), (c0, c1, a0, a1) = (cv2_linear_taps(side, out, clamp=axis == 0)
+                                        for axis in (1, 0))
+  start = region[:2].astype(jnp.int32)  # (x0, y0), integer valued
   oy = None if origin is None else origin[0]
   ox = None if origin is None else origin[1]
-  rows = [_taps(i, h, oy, image.shape[0]) for i in (y0i, y0i + 1)]
-  cols = [_taps(i, w, ox, image.shape[1]) for i in (x0i, x0i + 1)]
-  img = image.astype(float)
+  rows = [_taps(start[1] + r, h, oy, image.shape[0]) for r in (r0, r1)]
+  cols = [_taps(start[0] + c, w, ox, image.shape[1]) for c in (c0, c1)]
+  dtype = jnp.int32 if quantize else float
+  img = image.astype(dtype)
+  a0, a1, b0, b1 = (v.astype(dtype)[:, None] for v in (a0, a1, b0, b1))
+  a0, a1 = a0[None], a1[None]
 
-  def pixel(r, c):
-    (ri, rv), (ci, cv) = r, c
-    return img[ri][:, ci] * (rv[:, None] & cv[None, :])[..., None]
+  def row_pass(r):  # [out, out, C]: one output row's horizontal sums, weights in 1/2048ths
+    (ri, rv) = r
+    (ci0, cv0), (ci1, cv1) = cols
+    left = img[ri][:, ci0] * (rv[:, None] & cv0[None, :])[..., None]
+    right = img[ri][:, ci1] * (rv[:, None] & cv1[None, :])[..., None]
+    return left * a0 + right * a1
 
-  top = pixel(rows[0], cols[0]) * (1 - wx) + pixel(rows[0], cols[1]) * wx
-  bottom = pixel(rows[1], cols[0]) * (1 - wx) + pixel(rows[1], cols[1]) * wx
-  patch = top * (1 - wy) + bottom * wy
-  return jnp.floor(patch + 0.5) if quantize else patch
+  top, bottom = row_pass(rows[0]), row_pass(rows[1])
+  if not quantize:
+    return (top * b0[..., None] + bottom * b1[..., None]) / 2048.0 ** 2
+  v = (((top >> 4) * b0[..., None]) >> 16) + (((bottom >> 4) * b1[..., None]) >> 16)
+  return jnp.clip((v + 2) >> 2, 0, 255).astype(float)
+
+
+def cv2_linear_taps(side: jnp.ndarray, out: int, clamp: bool
+                    ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+  """OpenCV's INTER_LINEAR taps along one axis, resizing `side` [] int32 source pixels to `out`:
+  (i0, i1) [out] int32 source indices in [0, side - 1] and (a0, a1) [out] int32 weights in
+  2048ths (`resizeGeneric_`'s fixed-point coefficients).
+
+  The source coordinate (u + 0.5) * side / out - 0.5 is OpenCV's double expression rounded to
+  float32; it is computed here as the quotient of two exact integers, which float32 division
+  rounds correctly, so it is the same float. `clamp` (columns): coordinates below 0 or from
+  side - 1 on take the border pixel with weight 1; rows (`clamp` False) keep their fraction and
+  clamp only the indices.
+  """
+  u = jnp.arange(out, dtype=jnp.int32)
+  f = ((2 * u + 1) * side - out).astype(jnp.float32) / jnp.float32(2 * out)
+  s = jnp.floor(f)
+  frac = f - s
+  s = s.astype(jnp.int32)
+  if clamp:
+    edge = (s < 0) | (s >= side - 1)
+    frac = jnp.where(edge, 0.0, frac)
+    s = jnp.where(s < 0, 0, jnp.minimum(s, side - 1))
+  a1 = jnp.round(frac * 2048).astype(jnp.int32)  # saturate_cast<short>: round half to even
+  a0 = jnp.round((1 - frac) * 2048).astype(jnp.int32)
+  return jnp.clip(s, 0, side - 1), jnp.clip(s + 1, 0, side - 1), a0, a1
 
 
 def _taps(i: jnp.ndarray, n: jnp.ndarray, start: jnp.ndarray | None, size: int

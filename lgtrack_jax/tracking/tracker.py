@@ -78,18 +78,20 @@ class _Slot:
   text_len: int = 0  # real (unmasked) tokens of the sentence
 
 
-def check_request(mode: str, init_box, sentence: str | None, language: bool = True) -> None:
+def check_request(mode: str, init_box, sentence: str | None, language: bool = True,
+                  name: Any = None) -> None:
   """Raises ValueError when `mode` cannot run with this initial box / sentence (`language`:
-  whether the model has a language branch, `model.language`)."""
+  whether the model has a language branch, `model.language`); `name` names the sequence."""
   if mode not in MODES:
     raise ValueError(f"mode={mode!r}: expected one of {sorted(MODES)}")
   if mode != "bbox" and not language:
     raise ValueError(f"mode={mode!r} needs a sentence, and this config has no language branch "
                      "(model.language=False): use mode 'bbox'")
+  which = "" if name is None else f" (sequence {name})"
   if mode in ("nl", "nl_bbox") and sentence is None:
-    raise ValueError(f"mode={mode!r} needs a sentence")
+    raise ValueError(f"mode={mode!r} needs a sentence and none was given{which}")
   if mode != "nl" and init_box is None:
-    raise ValueError(f"mode={mode!r} needs an initial box")
+    raise ValueError(f"mode={mode!r} needs an initial box and none was given{which}")
 
 
 def bucket(n: int, multiple: int) -> int:
@@ -322,8 +324,8 @@ class LGTracker:
             ) -> tuple[dict, np.ndarray, int]:
     """Starts a sequence in slot k of `num_slots` from its first frame [H, W, 3] uint8 and its
     initial box [4] xywh px (ignored in mode 'nl') and sentence (ignored in mode 'bbox'); `state`
-    None makes a fresh one. Returns (state, first box [4] float64: the given or the grounded one,
-    real tokens of the sentence). `key` names the sequence in errors."""
+    None makes a fresh one. Returns (state, first box [4] float64: the given one exactly, or the
+    grounded one; real tokens of the sentence). `key` names the sequence in errors."""
     padded, hw = pad_frames([frame], self._bucket)
     text = self.encode_sentence(sentence if mode != "bbox" else None)
     mask = np.asarray(text["mask"][0])
@@ -336,7 +338,9 @@ class LGTracker:
     if state is None:
       state = _empty_state(num_slots, cond)
     state = self._set_slot(state, jnp.int32(k), {"box": box, "cond": cond})
-    return state, np.asarray(box, np.float64), text_len
+    # A given first box comes back as given (float64), not rounded through the device's float32.
+    first = np.asarray(box if mode == "nl" else init_box, np.float64)
+    return state, first, text_len
 
   def _start(self, slot: _Slot, k: int, num_slots: int, state: dict | None, mode: str) -> dict:
     """Initialises slot k from its job's first frame; returns the updated state."""
@@ -368,7 +372,8 @@ class LGTracker:
             job = next(queue, None)
             if job is None:
               break
-            check_request(mode, job.init_box, job.sentence, self.config.model.language)
+            check_request(mode, job.init_box, job.sentence, self.config.model.language,
+                          _name(job.key))
             slots[k] = _Slot(job, iter(job.frames), [], [])
             state = self._start(slots[k], k, k_max, state, mode)
           frames[k] = next(slots[k].frames, None)
@@ -417,6 +422,11 @@ class LGTracker:
     return boxes, times
 
 
+def _name(key: Any) -> Any:
+  """What names a job's sequence in errors: a `Sequence` key's name, else the key itself."""
+  return getattr(key, "name", key)
+
+
 def _empty_state(k: int, cond: dict) -> dict:
   """Per-slot tracking state for K slots: the last box [K, 4] xywh px and each sequence's
   conditioning (`LGTracker._condition`), zero-filled and shaped after one slot's `cond` (an idle
@@ -447,4 +457,7 @@ class StaticTracker:
                  ) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
     del batch_sequences
     for job in jobs:
+      if job.init_box is None:
+        raise ValueError(f"the static baseline needs a box (mode={mode!r}, sequence "
+                         f"{_name(job.key)})")
       yield job.key, *self.track(job.frames, job.init_box, job.sentence, mode)

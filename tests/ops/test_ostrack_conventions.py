@@ -144,3 +144,53 @@ def test_map_back_goes_through_the_square_centred_on_the_last_box():
 def test_clip_box_with_ostracks_margin(box, expected):
   clipped = box_ops.clip_box_margin(jnp.array(box), 100.0, 80.0, 10.0)
   np.testing.assert_allclose(clipped, expected)
+
+
+def test_cv2_linear_taps_worked_by_hand():
+  # side 3 -> 2 columns: coordinates 0.25 and 1.75, weights in 2048ths.
+  i0, i1, a0, a1 = (np.asarray(v) for v in crop.cv2_linear_taps(jnp.int32(3), 2, clamp=True))
+  np.testing.assert_array_equal(np.stack([i0, i1, a0, a1]), [[0, 1], [1, 2], [1536, 512],
+                                                             [512, 1536]])
+  # side 2 -> 4 rows: coordinates -0.25, 0.25, 0.75, 1.25. Rows keep their fraction beyond the
+  # border (both taps on the border row); columns (clamp) take the border pixel with weight 1.
+  rows = np.stack([np.asarray(v) for v in crop.cv2_linear_taps(jnp.int32(2), 4, clamp=False)])
+  np.testing.assert_array_equal(rows, [[0, 0, 0, 1], [0, 1, 1, 1], [512, 1536, 512, 1536],
+                                       [1536, 512, 1536, 512]])
+  cols = np.stack([np.asarray(v) for v in crop.cv2_linear_taps(jnp.int32(2), 4, clamp=True)])
+  np.testing.assert_array_equal(cols, [[0, 0, 0, 1], [1, 1, 1, 1], [2048, 1536, 512, 2048],
+                                       [0, 512, 1536, 0]])
+
+
+def _opencv_resize_u8(patch: np.ndarray, out: int) -> np.ndarray:
+  """cv2.resize(patch, (out, out), INTER_LINEAR) for uint8, from OpenCV's resize.cpp as
+  documented there: float32 coordinates, 11-bit weights (columns clamped, rows not), integer
+  horizontal sums, and the SIMD vertical kernel ((S >> 4) * beta >> 16, summed, (v + 2) >> 2)."""
+  def taps(n, clamp):
+    f = ((np.arange(out) + 0.5) * (n / out) - 0.5).astype(np.float32)
+    s = np.floor(f).astype(int)
+    frac = f - s
+    if clamp:
+      frac[(s < 0) | (s >= n - 1)] = 0
+      s = np.clip(s, 0, n - 1)
+    return (np.clip(s, 0, n - 1), np.clip(s + 1, 0, n - 1),
+            np.round((1 - frac) * 2048).astype(int), np.round(frac * 2048).astype(int))
+  n = patch.shape[0]
+  c0, c1, a0, a1 = taps(n, True)
+  r0, r1, b0, b1 = taps(n, False)
+  p = patch.astype(np.int64)
+  rows = p[:, c0] * a0[None, :, None] + p[:, c1] * a1[None, :, None]
+  v = ((rows[r0] >> 4) * b0[:, None, None] >> 16) + ((rows[r1] >> 4) * b1[:, None, None] >> 16)
+  return np.clip((v + 2) >> 2, 0, 255)
+
+
+@pytest.mark.parametrize("side, out", [(37, 16), (9, 16), (32, 16), (16, 16), (23, 8)])
+def test_quantized_crop_is_opencvs_fixed_point_resize(side, out):
+  rng = np.random.default_rng(side)
+  frame = rng.integers(0, 256, (60, 60, 3)).astype(np.uint8)
+  got = np.asarray(crop.ostrack_crop(jnp.asarray(frame), jnp.array([5.0, 7.0, float(side)]), out))
+  patch = frame[7:7 + side, 5:5 + side]  # inside the frame: no padding
+  np.testing.assert_array_equal(got, _opencv_resize_u8(patch, out))
+  if side not in (16, 32):  # the copy and OpenCV's 2x INTER_AREA shortcut round exactly
+    floats = np.asarray(crop.ostrack_crop(jnp.asarray(frame), jnp.array([5.0, 7.0, float(side)]),
+                                          out, quantize=False))
+    assert np.any(np.floor(floats + 0.5) != got)  # rounding the float resize is not the same

@@ -28,6 +28,25 @@ YAML = "vitb_256_mae_ce_32x4_ep300"
 _loaded = False
 
 
+def _declare_torchvision_ops():
+  """Before anything imports torchvision (timm does): its two schemas, unless its C ops load."""
+  try:
+    import torchvision  # pylint: disable=import-outside-toplevel,unused-import
+    return None
+  except ImportError:
+    return None
+  except RuntimeError:  # its fake-kernel registration failed: the C ops did not load
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+      del sys.modules[name]
+  lib = torch.library.Library("torchvision", "DEF")
+  for op in ("nms", "qnms"):
+    lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+  return lib
+
+
+_TORCHVISION_LIB = _declare_torchvision_ops()  # kept alive: the definitions live with it
+
+
 def load(root: str) -> None:
   """Makes OSTrack's `lib` importable from the checkout at `root` (idempotent)."""
   global _loaded
@@ -36,13 +55,6 @@ def load(root: str) -> None:
   if not os.path.isfile(os.path.join(root, "lib", "test", "tracker", "ostrack.py")):
     raise FileNotFoundError(f"OSTRACK_ROOT={root!r} is not a checkout of botaoye/OSTrack "
                             "(no lib/test/tracker/ostrack.py)")
-  try:
-    torch.ops.torchvision.nms  # pylint: disable=pointless-statement
-  except (AttributeError, RuntimeError):
-    lib = torch.library.Library("torchvision", "DEF")  # pylint: disable=protected-access
-    for op in ("nms", "qnms"):
-      lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    load.torchvision_lib = lib  # keep the definitions alive
   torch.Tensor.cuda = lambda self, *a, **k: self
   torch.nn.Module.cuda = lambda self, *a, **k: self
   six = types.ModuleType("torch._six")

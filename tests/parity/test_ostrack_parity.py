@@ -26,11 +26,13 @@ ROOT = os.environ.get("OSTRACK_ROOT")
 if not ROOT:
   pytest.skip("OSTRACK_ROOT is not set: the OSTrack parity test needs a checkout of "
               "botaoye/OSTrack (README: Reproducing OSTrack)", allow_module_level=True)
-for _module in ("torch", "cv2", "timm", "easydict", "yaml"):
-  pytest.importorskip(_module, reason=f"{_module} is needed to run OSTrack's own code "
-                      "(make test-ostrack installs it aside)")
+_WHY = "is needed to run OSTrack's own code (make test-ostrack installs it aside)"
+pytest.importorskip("torch", reason=f"torch {_WHY}")
+# pylint: disable=wrong-import-position
+from tests.parity import ostrack_reference as ref  # before timm imports torchvision
 
-from tests.parity import ostrack_reference as ref  # pylint: disable=wrong-import-position
+for _module in ("cv2", "timm", "easydict", "yaml"):
+  pytest.importorskip(_module, reason=f"{_module} {_WHY}")
 
 pytestmark = pytest.mark.parity
 
