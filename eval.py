@@ -7,9 +7,14 @@
   python eval.py --analyze_only --results_dir DIR --dataset ... --data_root ...
   python eval.py ... --mode nl --text_ablation shuffled   # does the sentence matter?
   python eval.py ... --batch_sequences 8 --compare OSTrack=raw/ostrack --visualize seq-1,seq-2
+  python eval.py ... --overwrite        # replace the results of another run in --results_dir
 
-Needs no TensorFlow (jax, flax, numpy, Pillow): evaluation runs on GPU boxes without it.
+Needs no TensorFlow (jax, flax, numpy, Pillow): evaluation runs on GPU boxes without it. A user
+error (bad data, a checkpoint of another config, a directory in use, ...) is one line on stderr,
+`eval.py: error: ...`, and exit status 2.
 """
+
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -56,6 +61,10 @@ _SHARD = flags.DEFINE_string("shard", None,
                              "INDEX/COUNT: track only this share of the sequences (independent "
                              "processes, e.g. one per GPU); score later with --analyze_only. "
                              "Default: one share per JAX process, process 0 scores.")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Delete the earlier results in --results_dir (its *.txt, PNGs, JSON, "
+    "compare/ and visualize/; once the model has loaded) instead of refusing to mix them with "
+    "this run's (another checkpoint step, config, mode, ...).")
 flags.DEFINE_alias("benchmark", "dataset")
 flags.mark_flags_as_required(["results_dir"])
 
@@ -69,12 +78,28 @@ def _parse_shard(value: str | None) -> tuple[int, int] | None:
   return int(index), int(count)
 
 
+def _fail(error: BaseException) -> None:
+  # One line whatever the message holds: logs and scripts read stderr line by line.
+  line = "; ".join(part.strip() for part in str(error).splitlines() if part.strip())
+  print(f"eval.py: error: {line or type(error).__name__}", file=sys.stderr)
+  sys.exit(2)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   distributed.maybe_initialize()
+  try:
+    record = _evaluate()
+  except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
+    _fail(e)  # the project's user errors (DataError is a ValueError): no traceback
+  if record is not None:
+    _print(record)
+
+
+def _evaluate() -> dict | None:
   from lgtrack_jax.evaluation import runner  # pylint: disable=import-outside-toplevel
-  record = runner.run(
+  return runner.run(
       config=_CONFIG.value, checkpoint=_CHECKPOINT.value, weights=_WEIGHTS.value,
       dataset=_DATASET.value,
       data_root=_DATA_ROOT.value, split=_SPLIT.value, results_dir=_RESULTS_DIR.value,
@@ -82,9 +107,11 @@ def main(argv):
       sequences_file=_SEQUENCES.value, protocol=_PROTOCOL.value, validity=_VALIDITY.value,
       batch_sequences=_BATCH.value or (_CONFIG.value.eval.batch_sequences if _CONFIG.value else 1),
       text_ablation=_ABLATION.value, compare=_COMPARE.value, visualize=_VISUALIZE.value,
-      shard=_parse_shard(_SHARD.value), attributes_dir=_ATTRIBUTES.value)
-  if record is None:
-    return
+      shard=_parse_shard(_SHARD.value), attributes_dir=_ATTRIBUTES.value,
+      overwrite=_OVERWRITE.value)
+
+
+def _print(record: dict) -> None:
   where = f"{record['tracker']} on {record['dataset']}/{record['split']} ({record['mode']})"
   if "submission" in record:
     print(f"{where}: ground truth withheld; submit {record['submission']} to {record['server']}")

@@ -86,7 +86,7 @@ def _reader(name: str):
 
 
 def scan(name: str, root: str, split: str, sequences: Iterable[str] | None = None, *,
-         cache: bool = True, cache_dir: str | None = None) -> Split:
+         cache: bool = True, cache_dir: str | None = None, frames_required: bool = True) -> Split:
   """Reads `split` of dataset `name` under `root`, through the index cache.
 
   Args:
@@ -96,6 +96,9 @@ def scan(name: str, root: str, split: str, sequences: Iterable[str] | None = Non
     sequences: only these names (a name outside the split, or not on disk, is a DataError).
     cache: use and update the index cache; False parses every file.
     cache_dir: where to keep the cache instead of next to the data.
+    frames_required: False reads the ground truth of sequences whose frames are not on disk
+      (scoring needs only annotations and result files): they get `frames=()` and are not
+      cached. Video readers only (RefCOCOg's images always load).
 
   Returns:
     The `Split`. A partial download is logged as a warning and listed in `Split.missing`.
@@ -105,14 +108,15 @@ def scan(name: str, root: str, split: str, sequences: Iterable[str] | None = Non
     result = reader.scan(root, split, dataset=name, sequences=sequences, cache=cache,
                          cache_dir=cache_dir)
   else:
-    result = _scan_listing(reader, name, root, split, sequences, cache, cache_dir)
+    result = _scan_listing(reader, name, root, split, sequences, cache, cache_dir,
+                           frames_required)
   if result.partial:
     logging.warning("%s", result.describe_partial())
   return result
 
 
 def _scan_listing(reader, name: str, root: str, split: str, sequences: Iterable[str] | None,
-                  cache: bool, cache_dir: str | None) -> Split:
+                  cache: bool, cache_dir: str | None, frames_required: bool = True) -> Split:
   listing = reader.list_split(root, split, dataset=name)
   refs = select(listing, sequences, name, split, root)
   path = index_cache.cache_path(root, name, split, cache_dir)
@@ -125,9 +129,10 @@ def _scan_listing(reader, name: str, root: str, split: str, sequences: Iterable[
       out.append(hit[1])
       reused += 1
       continue
-    seq = reader.read(ref, dataset=name)
+    seq = reader.read(ref, dataset=name, frames_required=frames_required)
     out.append(seq)
-    if index_cache.is_settled(newest):
+    # A sequence read without its frames is never cached: a run that needs them parses again.
+    if index_cache.is_settled(newest) and seq.has_frames:
       records[ref.name] = (sig, seq)
       changed = True
     elif ref.name in records:
@@ -144,9 +149,11 @@ def _scan_listing(reader, name: str, root: str, split: str, sequences: Iterable[
 
 
 def load(name: str, root: str, split: str, sequences: Iterable[str] | None = None, *,
-         cache: bool = True, cache_dir: str | None = None) -> list[Sequence]:
+         cache: bool = True, cache_dir: str | None = None,
+         frames_required: bool = True) -> list[Sequence]:
   """The sequences of `split` of dataset `name` under `root` (see `scan`)."""
-  return scan(name, root, split, sequences, cache=cache, cache_dir=cache_dir).sequences
+  return scan(name, root, split, sequences, cache=cache, cache_dir=cache_dir,
+              frames_required=frames_required).sequences
 
 
 __all__ = ["DataError", "IMAGE_DATASETS", "READERS", "Sequence", "Split", "load", "scan"]

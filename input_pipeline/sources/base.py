@@ -39,12 +39,14 @@ class Sequence:
   Attributes:
     dataset: dataset name, e.g. "lasot" or "synthetic".
     name: sequence name, e.g. "airplane-1".
-    frames: absolute frame paths in temporal order, length N.
+    frames: absolute frame paths in temporal order, length N; () when the split was read for
+      scoring only (`sources.load(..., frames_required=False)`) and the frames are not on disk.
     gt: [N, 4] float64 ground-truth boxes x, y, w, h exactly as written in the file (in the
       dataset's own coordinate base, see `coord_base`); NaN rows where the file says NaN.
     absent: [N] bool, True where the target is not visible (full occlusion, out of view, or an
       all-zero / NaN ground-truth row).
-    sentence: the language description, or None when the dataset has none.
+    sentence: the language description, or None when the dataset has none; "" when its file is
+      empty (refused where a sentence is needed: by the tracker's text modes and by training).
     coord_base: 1 when the files use 1-based pixel coordinates (LaSOT, OTB), 0 when 0-based.
     cover: [N] int8 GOT-10k visible-area level per frame (0 = absent ... 8 = fully visible), used
       by the GOT-10k protocol; None for datasets without it.
@@ -62,7 +64,13 @@ class Sequence:
   meta: Mapping[str, str] | None = None
 
   def __len__(self) -> int:
-    return len(self.frames)
+    """N frames: the ground-truth rows (the readers check that the frames match them)."""
+    return len(self.gt)
+
+  @property
+  def has_frames(self) -> bool:
+    """Whether the frames were listed (False for a split read without them, for scoring)."""
+    return len(self.frames) == len(self.gt)
 
   @property
   def boxes(self) -> np.ndarray:
@@ -75,15 +83,30 @@ class Sequence:
         [self.coord_base, self.coord_base, 0, 0], np.float64)
 
   def load_frame(self, i: int) -> np.ndarray:
-    """Decodes frame i as a [H, W, 3] uint8 RGB array; a missing or corrupt file is a DataError."""
+    """Decodes frame i as a [H, W, 3] uint8 RGB array; a missing or corrupt file is a DataError.
+
+    16-bit grayscale frames keep their top 8 bits (Pillow's RGB conversion would clip them)."""
+    if not self.has_frames:
+      raise data_error(self.dataset, self.name, None, "the frames were not read (the split was "
+                       "loaded for scoring only, without its images)", frame=i)
     path = self.frames[i]
     try:
       with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+        return to_rgb(im)
     except FileNotFoundError:
       raise data_error(self.dataset, self.name, path, "missing frame", frame=i) from None
     except (OSError, SyntaxError, ValueError) as e:
       raise data_error(self.dataset, self.name, path, f"corrupt image ({e})", frame=i) from None
+
+
+def to_rgb(im: Image.Image) -> np.ndarray:
+  """A decoded image as [H, W, 3] uint8 RGB. 16-bit grayscale (modes I;16*, and I, which older
+  Pillows give 16-bit PNGs) is scaled to 8 bits (>> 8): `convert("RGB")` clips it at 255, which
+  turns a 16-bit frame all white."""
+  if im.mode.startswith("I;16") or im.mode == "I":
+    gray = (np.clip(np.asarray(im).astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
+  return np.asarray(im.convert("RGB"))
 
 
 def absent_rows(gt: np.ndarray) -> np.ndarray:

@@ -23,8 +23,8 @@ import os
 import numpy as np
 
 from input_pipeline.sources import parsing
-from input_pipeline.sources.base import (Listing, SeqRef, Sequence, absent_rows, data_error,
-                                         freeze)
+from input_pipeline.sources.base import (DataError, Listing, SeqRef, Sequence, absent_rows,
+                                         data_error, freeze)
 
 SPLIT_SIZES = {"train": 9335, "val": 180, "test": 180}
 FRAME_PATTERN = "%08d.jpg"
@@ -87,8 +87,11 @@ def parse_meta(path: str, dataset: str, name: str) -> dict[str, str]:
   return dict(parser.items("METAINFO"))
 
 
-def read_sequence(seq_dir: str, split: str, dataset: str = "got10k") -> Sequence:
-  """Reads one GOT-10k sequence folder.
+def read_sequence(seq_dir: str, split: str, dataset: str = "got10k", *,
+                  frames_required: bool = True) -> Sequence:
+  """Reads one GOT-10k sequence folder. `frames_required=False`: missing or incomplete frames
+  give `frames=()` instead of a DataError (scoring reads only the annotations), except on the
+  test split, whose length only the frames tell.
 
   Returns:
     A `Sequence`: gt [N, 4] float64 (0-based, coord_base=0; NaN rows past the first on the test
@@ -99,19 +102,15 @@ def read_sequence(seq_dir: str, split: str, dataset: str = "got10k") -> Sequence
   name = os.path.basename(seq_dir)
   gt_path = os.path.join(seq_dir, "groundtruth.txt")
   gt = parsing.parse_boxes(gt_path, dataset, name, delimiter=",")
-  listing = set(os.listdir(seq_dir))
-  num_images = sum(1 for e in listing if e.lower().endswith(".jpg"))
   published_first_row_only = split == "test" and len(gt) == 1
-  n = num_images if published_first_row_only else len(gt)
-  if num_images != n:
-    raise data_error(dataset, name, gt_path, f"{len(gt)} rows but {seq_dir} has {num_images} "
-                     f".jpg frames")
-  frames = []
-  for k in range(n):
-    file = FRAME_PATTERN % (k + 1)
-    if file not in listing:
-      raise data_error(dataset, name, os.path.join(seq_dir, file), "missing frame", frame=k)
-    frames.append(os.path.join(seq_dir, file))
+  try:
+    frames = _frame_paths(seq_dir, None if published_first_row_only else len(gt), dataset, name,
+                          gt_path)
+  except DataError:
+    if frames_required or published_first_row_only:
+      raise
+    frames = ()
+  n = len(frames) if published_first_row_only else len(gt)
   meta = parse_meta(os.path.join(seq_dir, "meta_info.ini"), dataset, name)
   if published_first_row_only:
     gt = np.concatenate([gt, np.full((n - 1, 4), np.nan)])
@@ -128,7 +127,26 @@ def read_sequence(seq_dir: str, split: str, dataset: str = "got10k") -> Sequence
                          sentence=None, coord_base=0, cover=cover, meta=meta or None))
 
 
-def read(ref: SeqRef, dataset: str = "got10k") -> Sequence:
+def _frame_paths(seq_dir: str, num_rows: int | None, dataset: str, name: str, gt_path: str
+                 ) -> tuple[str, ...]:
+  """Frames 1..N of the folder, N = `num_rows` (None: as many as there are .jpg files); a
+  DataError for a count mismatch or a gap."""
+  listing = set(os.listdir(seq_dir))
+  num_images = sum(1 for e in listing if e.lower().endswith(".jpg"))
+  n = num_images if num_rows is None else num_rows
+  if num_images != n:
+    raise data_error(dataset, name, gt_path, f"{num_rows} rows but {seq_dir} has {num_images} "
+                     f".jpg frames")
+  frames = []
+  for k in range(n):
+    file = FRAME_PATTERN % (k + 1)
+    if file not in listing:
+      raise data_error(dataset, name, os.path.join(seq_dir, file), "missing frame", frame=k)
+    frames.append(os.path.join(seq_dir, file))
+  return tuple(frames)
+
+
+def read(ref: SeqRef, dataset: str = "got10k", frames_required: bool = True) -> Sequence:
   """Reads the sequence of a `list_split` ref."""
   (split,) = ref.extra
-  return read_sequence(ref.path, split, dataset)
+  return read_sequence(ref.path, split, dataset, frames_required=frames_required)

@@ -26,8 +26,8 @@ import numpy as np
 from absl import logging
 
 from input_pipeline.sources import lasot_splits, parsing
-from input_pipeline.sources.base import (Listing, SeqRef, Sequence, absent_rows, data_error,
-                                         freeze, select)
+from input_pipeline.sources.base import (DataError, Listing, SeqRef, Sequence, absent_rows,
+                                         data_error, freeze, select)
 
 SPLIT_FILES = {"train": "training_set.txt", "test": "testing_set.txt"}
 FRAME_PATTERN = "%08d.jpg"
@@ -111,15 +111,17 @@ def _frame_paths(seq_dir: str, num_frames: int, dataset: str, name: str) -> tupl
   return tuple(os.path.join(img_dir, n) for n in names)
 
 
-def read_sequence(seq_dir: str, dataset: str = "lasot", *,
-                  require_sentence: bool = True) -> Sequence:
+def read_sequence(seq_dir: str, dataset: str = "lasot", *, require_sentence: bool = True,
+                  frames_required: bool = True) -> Sequence:
   """Reads one LaSOT-layout sequence directory (`<root>/<class>/<class>-<n>`).
 
   Args:
     seq_dir: the sequence directory; its base name is the sequence name.
     dataset: dataset name recorded in the `Sequence` and in error messages.
-    require_sentence: when False a missing `nlp.txt` gives `sentence=None` (an empty one is still
-      an error).
+    require_sentence: when False a missing `nlp.txt` gives `sentence=None` (an empty one gives
+      "" either way).
+    frames_required: when False, a missing or incomplete `img/` gives `frames=()` instead of a
+      DataError (scoring reads only the annotations).
 
   Returns:
     A `Sequence` with gt [N, 4] float64 (1-based, as written), absent [N] bool (full occlusion,
@@ -140,7 +142,12 @@ def read_sequence(seq_dir: str, dataset: str = "lasot", *,
     sentence = parse_sentence(nlp_path, dataset, name)
   else:
     sentence = None
-  frames = _frame_paths(seq_dir, n, dataset, name)
+  try:
+    frames = _frame_paths(seq_dir, n, dataset, name)
+  except DataError:
+    if frames_required:
+      raise
+    frames = ()
   return freeze(Sequence(dataset=dataset, name=name, frames=frames, gt=gt, absent=absent,
                          sentence=sentence, coord_base=1))
 
@@ -204,9 +211,9 @@ def list_split(root: str, split: str, dataset: str = "lasot") -> Listing:
   return Listing(refs, tuple(missing), len(names))
 
 
-def read(ref: SeqRef, dataset: str = "lasot") -> Sequence:
-  """Reads the sequence of a `list_split` ref. LaSOT-layout sentences are required."""
-  return read_sequence(ref.path, dataset, require_sentence=True)
+def read(ref: SeqRef, dataset: str = "lasot", frames_required: bool = True) -> Sequence:
+  """Reads the sequence of a `list_split` ref. LaSOT-layout sentence files are required."""
+  return read_sequence(ref.path, dataset, require_sentence=True, frames_required=frames_required)
 
 
 def load_split(root: str, split: str, dataset: str = "lasot",

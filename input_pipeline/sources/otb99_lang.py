@@ -24,8 +24,8 @@ import os
 import re
 
 from input_pipeline.sources import parsing
-from input_pipeline.sources.base import (Listing, SeqRef, Sequence, absent_rows, data_error,
-                                         freeze)
+from input_pipeline.sources.base import (DataError, Listing, SeqRef, Sequence, absent_rows,
+                                         data_error, freeze)
 
 SPLIT_SIZES = {"train": 51, "test": 48}
 # Image folder -> (first, last) image number of the annotated range, inclusive.
@@ -95,7 +95,7 @@ def list_split(root: str, split: str, dataset: str = "otb99_lang") -> Listing:
 
 
 def read_sequence(folder: str, anno: str, query: str, name: str,
-                  dataset: str = "otb99_lang") -> Sequence:
+                  dataset: str = "otb99_lang", *, frames_required: bool = True) -> Sequence:
   """Reads one OTB video for sequence `name`.
 
   Args:
@@ -103,6 +103,8 @@ def read_sequence(folder: str, anno: str, query: str, name: str,
     anno: its ground-truth file for this target.
     query: the sentence file.
     name: the sequence name (`Jogging-1`).
+    frames_required: when False, a missing or incomplete `img/` gives `frames=()` instead of a
+      DataError (scoring reads only the annotations).
 
   Returns:
     A `Sequence`: gt [N, 4] float64 as written (1-based, coord_base=1), absent [N] bool (only
@@ -111,9 +113,6 @@ def read_sequence(folder: str, anno: str, query: str, name: str,
   gt = parsing.parse_boxes(anno, dataset, name, delimiter="mixed")
   sentence = parsing.parse_sentence(query, dataset, name)
   video = os.path.basename(folder)
-  img_dir = os.path.join(folder, "img")
-  listing = set(parsing.list_dir(img_dir, dataset, name, "image directory"))
-  digits = NAME_DIGITS.get(video, 4)
   if video in FRAME_RANGES:
     first, last = FRAME_RANGES[video]
     if len(gt) != last - first + 1:
@@ -121,23 +120,41 @@ def read_sequence(folder: str, anno: str, query: str, name: str,
                        f"is images {first}..{last} ({last - first + 1} frames)")
   else:
     first, last = 1, len(gt)
+  try:
+    frames = _frame_paths(folder, first, last, video in FRAME_RANGES, dataset, name, anno)
+  except DataError:
+    if frames_required:
+      raise
+    frames = ()
+  return freeze(Sequence(dataset=dataset, name=name, frames=frames, gt=gt,
+                         absent=absent_rows(gt), sentence=sentence, coord_base=1,
+                         meta={"video": video, "first_image": str(first)}))
+
+
+def _frame_paths(folder: str, first: int, last: int, ranged: bool, dataset: str, name: str,
+                 anno: str) -> tuple[str, ...]:
+  """Images `first..last` of `<folder>/img/`; without a FRAME_RANGES entry (`ranged`) the folder
+  must hold exactly those. A DataError names the first missing one."""
+  video = os.path.basename(folder)
+  img_dir = os.path.join(folder, "img")
+  listing = set(parsing.list_dir(img_dir, dataset, name, "image directory"))
+  if not ranged:
     images = sum(1 for e in listing if e.lower().endswith(".jpg"))
-    if images != len(gt):
+    if images != last - first + 1:
       raise data_error(dataset, name, anno,
-                       f"{len(gt)} rows but {img_dir} has {images} .jpg images; a sequence "
-                       f"annotated on part of its images needs an entry in FRAME_RANGES")
+                       f"{last - first + 1} rows but {img_dir} has {images} .jpg images; a "
+                       f"sequence annotated on part of its images needs an entry in FRAME_RANGES")
+  digits = NAME_DIGITS.get(video, 4)
   frames = []
   for i, k in enumerate(range(first, last + 1)):
     file = f"{k:0{digits}d}.jpg"
     if file not in listing:
       raise data_error(dataset, name, os.path.join(img_dir, file), "missing frame", frame=i)
     frames.append(os.path.join(img_dir, file))
-  return freeze(Sequence(dataset=dataset, name=name, frames=tuple(frames), gt=gt,
-                         absent=absent_rows(gt), sentence=sentence, coord_base=1,
-                         meta={"video": video, "first_image": str(first)}))
+  return tuple(frames)
 
 
-def read(ref: SeqRef, dataset: str = "otb99_lang") -> Sequence:
+def read(ref: SeqRef, dataset: str = "otb99_lang", frames_required: bool = True) -> Sequence:
   """Reads the sequence of a `list_split` ref."""
   anno, query = ref.extra
-  return read_sequence(ref.path, anno, query, ref.name, dataset)
+  return read_sequence(ref.path, anno, query, ref.name, dataset, frames_required=frames_required)

@@ -137,11 +137,12 @@ def parse_int_column(path: str, num_frames: int, allowed: range, dataset: str,
 
 
 def parse_sentence(path: str, dataset: str, name: str | None) -> str:
-  """Reads a sentence file; runs of whitespace (including line breaks) collapse to one space."""
-  sentence = " ".join(read_text(path, dataset, name).split())
-  if not sentence:
-    raise data_error(dataset, name, path, "empty sentence")
-  return sentence
+  """Reads a sentence file; runs of whitespace (including line breaks) collapse to one space.
+
+  An empty or whitespace-only file gives "": the split still loads (box-only tracking and scoring
+  need no sentence); what needs one refuses it, naming the sequence (eval's text modes, the
+  training sampler)."""
+  return " ".join(read_text(path, dataset, name).split())
 
 
 def list_dir(path: str, dataset: str, name: str | None, what: str = "directory") -> list[str]:

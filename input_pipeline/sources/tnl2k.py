@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 
 from input_pipeline.sources import parsing
-from input_pipeline.sources.base import (Listing, SeqRef, Sequence, absent_rows, data_error,
-                                         freeze)
+from input_pipeline.sources.base import (DataError, Listing, SeqRef, Sequence, absent_rows,
+                                         data_error, freeze)
 
 SPLIT_SIZES = {"train": 1300, "test": 700}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -88,8 +88,10 @@ def list_split(root: str, split: str, dataset: str = "tnl2k") -> Listing:
   return Listing(list(refs.values()), expected=SPLIT_SIZES[split])
 
 
-def read_sequence(seq_dir: str, dataset: str = "tnl2k") -> Sequence:
-  """Reads one TNL2K sequence folder.
+def read_sequence(seq_dir: str, dataset: str = "tnl2k", *, frames_required: bool = True
+                  ) -> Sequence:
+  """Reads one TNL2K sequence folder. `frames_required=False`: a missing or incomplete `imgs/`
+  gives `frames=()` instead of a DataError (scoring reads only the annotations).
 
   Returns:
     A `Sequence` with gt [N, 4] float64 as written (0-based, coord_base=0), absent [N] bool
@@ -100,18 +102,29 @@ def read_sequence(seq_dir: str, dataset: str = "tnl2k") -> Sequence:
   gt_path = os.path.join(seq_dir, "groundtruth.txt")
   gt = parsing.parse_boxes(gt_path, dataset, name, delimiter=",")
   sentence = parsing.parse_sentence(os.path.join(seq_dir, "language.txt"), dataset, name)
-  img_dir = os.path.join(seq_dir, "imgs")
-  names = parsing.numbered_frames(parsing.list_dir(img_dir, dataset, name, "image directory"),
-                                  IMAGE_EXTENSIONS, dataset, name, img_dir)
-  if len(names) != len(gt):
-    raise data_error(dataset, name, gt_path,
-                     f"{len(gt)} rows but {img_dir} has {len(names)} frames "
-                     f"({names[0]}..{names[-1]})")
-  return freeze(Sequence(dataset=dataset, name=name,
-                         frames=tuple(os.path.join(img_dir, n) for n in names), gt=gt,
+  try:
+    frames = _frame_paths(seq_dir, len(gt), dataset, name, gt_path)
+  except DataError:
+    if frames_required:
+      raise
+    frames = ()
+  return freeze(Sequence(dataset=dataset, name=name, frames=frames, gt=gt,
                          absent=absent_rows(gt), sentence=sentence, coord_base=0))
 
 
-def read(ref: SeqRef, dataset: str = "tnl2k") -> Sequence:
+def _frame_paths(seq_dir: str, num_rows: int, dataset: str, name: str, gt_path: str
+                 ) -> tuple[str, ...]:
+  """The frames of `imgs/` in order; a DataError unless there is one per ground-truth row."""
+  img_dir = os.path.join(seq_dir, "imgs")
+  names = parsing.numbered_frames(parsing.list_dir(img_dir, dataset, name, "image directory"),
+                                  IMAGE_EXTENSIONS, dataset, name, img_dir)
+  if len(names) != num_rows:
+    raise data_error(dataset, name, gt_path,
+                     f"{num_rows} rows but {img_dir} has {len(names)} frames "
+                     f"({names[0]}..{names[-1]})")
+  return tuple(os.path.join(img_dir, n) for n in names)
+
+
+def read(ref: SeqRef, dataset: str = "tnl2k", frames_required: bool = True) -> Sequence:
   """Reads the sequence of a `list_split` ref."""
-  return read_sequence(ref.path, dataset)
+  return read_sequence(ref.path, dataset, frames_required=frames_required)

@@ -106,7 +106,9 @@ def read_sequence(frame_dir: str, anno: str, first_row_only: bool = False,
                          absent=absent_rows(gt), sentence=None, coord_base=0, meta=meta))
 
 
-def read(ref: SeqRef, dataset: str = "trackingnet") -> Sequence:
-  """Reads the sequence of a `list_split` ref."""
+def read(ref: SeqRef, dataset: str = "trackingnet", frames_required: bool = True) -> Sequence:
+  """Reads the sequence of a `list_split` ref. The frames are always required: a sequence
+  without them is not listed (`Listing.missing`), and the test split's length is theirs."""
+  del frames_required
   anno, first_row_only = ref.extra
   return read_sequence(ref.path, anno, first_row_only, dataset)

@@ -1,12 +1,15 @@
-"""Benchmarks that are not scored by OPE: GOT-10k (its own protocol on val; the test split is scored
-by its server) and TrackingNet (scored by its server only). DESIGN section 9.
+"""How each benchmark's result files are scored: OPE (LaSOT, LaSOT_ext, TNL2K, OTB99-Lang,
+synthetic), GOT-10k's own protocol (val), and the archives of the splits only a server scores
+(GOT-10k test, TrackingNet test). DESIGN section 9.
 
-`eval.py` picks the protocol from the dataset: `protocol_of(dataset, split)`.
+Which benchmark uses which is the table `runner.BENCHMARKS`; every scoring function here has the
+signature (sequences, results_dir, options) -> summary.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 import zipfile
 
@@ -14,33 +17,62 @@ import numpy as np
 from PIL import Image
 
 from input_pipeline.sources.base import Sequence
-from lgtrack_jax.evaluation import got10k_metrics, results
-
-# Splits whose ground truth is withheld (only the first box is published): eval.py writes the
-# server's submission archive instead of scores.
-SERVER_SPLITS = {"got10k": ("test",), "trackingnet": ("test", "TEST")}
-SERVERS = {"got10k": "http://got-10k.aitestunion.com/submit_instructions",
-           "trackingnet": "https://eval.ai/web/challenges/challenge-page/1805"}
+from lgtrack_jax.evaluation import attributes, got10k_metrics, metrics, results
 
 
-def protocol_of(dataset: str, split: str) -> str:
-  """'submission' | 'got10k' | 'ope' (LaSOT, LaSOT_ext, TNL2K, OTB99-Lang, synthetic)."""
-  if split in SERVER_SPLITS.get(dataset, ()):
-    return "submission"
-  if dataset == "got10k":
-    return "got10k"
-  if dataset == "trackingnet":
-    raise ValueError("TrackingNet is scored by its evaluation server only: run --split test to "
-                     "write the submission archive")
-  return "ope"
+@dataclasses.dataclass(frozen=True)
+class ScoreOptions:
+  """The user's choices of how to score (OPE only; GOT-10k has a single rule).
 
-
-def write_submission(dataset: str, seqs: list[Sequence], results_dir: str) -> str:
-  """Packs the result files as the server wants them; returns the archive's path.
-
-  GOT-10k: `<seq>/<seq>_001.txt` (boxes) and `<seq>/<seq>_time.txt` per sequence.
-  TrackingNet: `<seq>.txt` per sequence at the archive's root.
+  Attributes:
+    validity: which ground-truth rows are valid, 'all4' (official) or 'wh' (metrics.valid_gt).
+    protocol: the invalid-ground-truth rule for precision, 'official' or 'pytracking'.
+    attributes_dir: per-sequence attribute flags (evaluation/attributes.py), or None.
   """
+
+  validity: str = "all4"
+  protocol: str = "official"
+  attributes_dir: str | None = None
+
+
+def score_ope(seqs: list[Sequence], results_dir: str, options: ScoreOptions = ScoreOptions()
+              ) -> dict:
+  """OPE metrics of the result files in `results_dir` against the sequences' ground truth:
+  AUC, P@20, NP@0.2 and their curves (metrics.summarize), 'per_sequence' scores,
+  'num_sequences'; with `options.attributes_dir`, also 'per_attribute' scores."""
+  curves, per_sequence = [], {}
+  for seq in seqs:
+    path, pred = results.read_sequence_result(results_dir, seq.name)
+    try:
+      c = metrics.sequence_curves(pred, seq.gt, seq.absent, validity=options.validity,
+                                  protocol=options.protocol)
+    except ValueError as e:
+      raise ValueError(f"{path}: {e}") from None
+    curves.append(c)
+    s = metrics.summarize([c])
+    per_sequence[seq.name] = {k: s[k] for k in ("auc", "precision", "norm_precision")}
+  summary = metrics.summarize(curves)
+  summary["per_sequence"] = per_sequence
+  summary["num_sequences"] = len(seqs)
+  if options.attributes_dir:
+    names, flags = attributes.read_attributes(options.attributes_dir, [s.name for s in seqs])
+    summary["per_attribute"] = attributes.per_attribute(curves, names, flags)
+  return summary
+
+
+SUBMISSION_LAYOUTS = ("got10k", "flat")
+
+
+def write_submission(dataset: str, seqs: list[Sequence], results_dir: str,
+                     layout: str = "flat") -> str:
+  """Packs the result files as the server wants them into `<dataset>_submission.zip`; returns
+  the archive's path.
+
+  layout 'got10k': `<seq>/<seq>_001.txt` (boxes) and `<seq>/<seq>_time.txt` per sequence.
+  layout 'flat' (TrackingNet): `<seq>.txt` per sequence at the archive's root.
+  """
+  if layout not in SUBMISSION_LAYOUTS:
+    raise ValueError(f"submission layout {layout!r}: expected one of {SUBMISSION_LAYOUTS}")
   path = os.path.join(results_dir, f"{dataset}_submission.zip")
   tmp = path + ".tmp"
   with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
@@ -49,7 +81,7 @@ def write_submission(dataset: str, seqs: list[Sequence], results_dir: str) -> st
       n = len(pred)
       if n != len(seq):
         raise ValueError(f"{boxes}: {n} rows for {len(seq)} frames")
-      if dataset == "got10k":
+      if layout == "got10k":
         z.write(boxes, f"{seq.name}/{seq.name}_001.txt")
         times = results.time_path(results_dir, seq.name)
         if os.path.exists(times):
@@ -70,13 +102,19 @@ def image_size(seq: Sequence) -> tuple[int, int]:
     except (ValueError, SyntaxError, TypeError):
       raise ValueError(f"{seq.dataset}/{seq.name}: unreadable resolution {resolution!r} in "
                        "meta_info.ini") from None
+  if not seq.has_frames:
+    raise ValueError(f"{seq.dataset}/{seq.name}: no resolution in meta_info.ini and no frames on "
+                     "disk: the GOT-10k protocol needs the frame size")
   with Image.open(seq.frames[0]) as im:
     return im.size
 
 
-def score_got10k(seqs: list[Sequence], results_dir: str) -> dict:
+def score_got10k(seqs: list[Sequence], results_dir: str,
+                 options: ScoreOptions = ScoreOptions()) -> dict:
   """GOT-10k scores (AO, SR0.5, SR0.75 in percent, frames pooled) of the result files, with
-  per-sequence AO / SR0.5 and the 101-point success curve."""
+  per-sequence AO / SR0.5 and the 101-point success curve. `options` do not apply: the protocol
+  has one rule."""
+  del options
   ious, per_sequence = [], {}
   for seq in seqs:
     if seq.cover is None:

@@ -401,3 +401,74 @@ def test_readers_do_not_import_tensorflow():
           "assert 'tensorflow' not in sys.modules, 'a reader imports TensorFlow'")
   subprocess.run([sys.executable, "-c", code], check=True,
                  cwd=Path(__file__).resolve().parents[2])
+
+
+# ------------------------------------------------------------ scoring without frames, sentences
+
+
+def _without_frames(name: str, root: Path) -> None:
+  """One sequence of dataset `name` under `root` whose image folder is gone."""
+  if name == "lasot":
+    shutil.rmtree(layouts.write_lasot(root, "cat-1", real=False) / "img")
+    (root / "testing_set.txt").write_text("cat-1\n")
+  elif name == "tnl2k":
+    shutil.rmtree(layouts.write_tnl2k(root / "test", "s_1", real=False) / "imgs")
+  elif name == "otb99_lang":
+    video = layouts.write_otb_video(root, "Biker", 6, {
+        "groundtruth_rect.txt": layouts.rows_text(layouts.boxes(6))})
+    layouts.write_otb_query(root, "test", "Biker", "a biker")
+    shutil.rmtree(video / "img")
+  else:  # got10k val: the frames sit in the sequence folder itself
+    seq = layouts.write_got10k(root / "val", "GOT-10k_Val_000001")
+    for frame in seq.glob("*.jpg"):
+      frame.unlink()
+
+
+@pytest.mark.parametrize("name", ["lasot", "tnl2k", "otb99_lang", "got10k"])
+def test_ground_truth_loads_without_frames_for_scoring(tmp_path, name):
+  """Scoring (`eval.py --analyze_only`) needs annotations only: frames_required=False reads a
+  split whose images are gone (frames=()), and such a record is never cached for a later run
+  that does need the frames."""
+  split = "val" if name == "got10k" else "test"
+  _without_frames(name, tmp_path / "root")
+  layouts.age(tmp_path / "root")  # old enough for the index cache to trust
+  root = str(tmp_path / "root")
+  with pytest.raises(DataError, match="frame|image"):
+    sources.load(name, root, split)
+  (seq,) = sources.load(name, root, split, frames_required=False)
+  assert seq.frames == () and not seq.has_frames and len(seq) == 6 == len(seq.gt)
+  assert np.isfinite(seq.gt).all()
+  with pytest.raises(DataError, match="not read"):
+    seq.load_frame(0)
+  with pytest.raises(DataError, match="frame|image"):  # not served from the index cache
+    sources.load(name, root, split)
+
+
+def test_16_bit_grayscale_frames_keep_their_top_8_bits(tmp_path):
+  """Pillow's convert('RGB') clips 16-bit values at 255 (an all-white frame)."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  from input_pipeline.sources.base import Sequence  # pylint: disable=import-outside-toplevel
+  ramp = (np.arange(24 * 32, dtype=np.uint32).reshape(24, 32) * 85).astype(np.uint16)
+  path = tmp_path / "00000001.png"
+  Image.fromarray(ramp).save(path)
+  with Image.open(path) as im:
+    assert im.mode.startswith("I")  # a 16-bit decode, not 8-bit L
+  seq = Sequence(dataset="toy", name="t-1", frames=(str(path),), gt=np.ones((1, 4)),
+                 absent=np.zeros(1, bool), sentence=None)
+  frame = seq.load_frame(0)
+  assert frame.dtype == np.uint8 and frame.shape == (24, 32, 3)
+  np.testing.assert_array_equal(frame, np.repeat((ramp >> 8).astype(np.uint8)[..., None], 3, 2))
+  assert frame.min() == 0 and 0 < frame.mean() < 255
+
+
+def test_empty_sentence_keeps_the_split_loadable(tmp_path):
+  """An empty or whitespace-only nlp.txt / language.txt loads as "": box-only tracking and
+  scoring need no sentence (the text modes refuse it by name: tests/evaluation)."""
+  layouts.write_lasot(tmp_path / "lasot", "cat-1", sentence=" \n\t", real=False)
+  layouts.write_lasot(tmp_path / "lasot", "dog-1", real=False)
+  (tmp_path / "lasot" / "testing_set.txt").write_text("cat-1\ndog-1\n")
+  layouts.write_tnl2k(tmp_path / "tnl2k" / "test", "s_1", sentence="", real=False)
+  lasot_seqs = sources.load("lasot", str(tmp_path / "lasot"), "test", cache=False)
+  assert [s.sentence for s in lasot_seqs] == ["", "the object"]
+  (tnl,) = sources.load("tnl2k", str(tmp_path / "tnl2k"), "test", cache=False)
+  assert tnl.sentence == ""
