@@ -42,7 +42,7 @@ _ANALYZE_ONLY = flags.DEFINE_bool("analyze_only", False,
                                   "Score existing result files only: no model, no images.")
 _SEQUENCES = flags.DEFINE_string("sequences", None, "File listing the sequences to restrict to.")
 _PROTOCOL = flags.DEFINE_enum("protocol", "official", ["official", "pytracking"],
-                              "Invalid-ground-truth rule for precision (DESIGN section 9).")
+                              "Invalid-ground-truth rule for precision (docs/design.md section 9).")
 _VALIDITY = flags.DEFINE_enum("validity", "all4", ["all4", "wh"],
                               "Valid ground truth: all of x,y,w,h > 0 (official) or w,h > 0.")
 _BATCH = flags.DEFINE_integer("batch_sequences", None,

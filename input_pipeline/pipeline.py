@@ -2,12 +2,12 @@
 
 Every random choice of sample i (source of the mixture, sequence, init mode, template and search
 frames, jitter, augmentation) comes from stateless Philox draws keyed by [seed, i], so a run
-resumes exactly at any step and splits over any number of hosts without iterator state (DESIGN
-section 5), whatever the mixture. All of it runs in the TF graph with a fixed thread pool and a
-bounded prefetch (no AUTOTUNE): no Python in the hot path. A JPEG is decoded only over the window
-a crop samples (`_Sampler._read_crop`): the same pixels as cropping the whole decoded frame. This is
-the only module importing TensorFlow; the crop geometry it uses lives in `sampler.py` so the JAX
-tracker can mirror it.
+resumes exactly at any step and splits over any number of hosts without iterator state
+(docs/design.md section 5), whatever the mixture. All of it runs in the TF graph with a fixed
+thread pool and a bounded prefetch (no AUTOTUNE): no Python in the hot path. A JPEG is decoded
+only over the window a crop samples (`_Sampler._read_crop`): the same pixels as cropping the whole
+decoded frame. This is the only module importing TensorFlow; the crop geometry it uses lives in
+`sampler.py` so the JAX tracker can mirror it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ ops and plain gathers: source by ratio, then sequence, then frames. Everything h
 os: the crop geometry below is shared with the JAX crop used at tracking time, which must not
 need TensorFlow.
 
-Coordinate conventions (DESIGN section 5, `Sequence.boxes`):
+Coordinate conventions (docs/design.md section 5, `Sequence.boxes`):
   * boxes are x, y, w, h in 0-based continuous pixel coordinates: a box covers [x, x + w), and
     image pixel k covers [k, k + 1);
   * sampling positions are in index space, where pixel k has its centre at coordinate k, i.e.

@@ -1,4 +1,4 @@
-"""Deterministic synthetic language-tracking data, written in the LaSOT layout (DESIGN section 10).
+"""Deterministic synthetic language-tracking data in the LaSOT layout (docs/design.md section 10).
 
 Each sequence shows 2-4 coloured shapes moving over a smooth, low-contrast background. The target
 is named by "the <colour> <shape>" (plus "moving <direction>" when its net motion is clear); every

@@ -1,4 +1,4 @@
-"""Training losses (DESIGN section 3). Pure functions of arrays.
+"""Training losses (docs/design.md section 3). Pure functions of arrays.
 
 Every loss takes a per-sample weight/mask and returns (scalar, metrics dict).
 Box targets are normalised cxcywh in the search crop; maps are [B, H, W] (H = W = search grid).

@@ -6,7 +6,7 @@ On-disk layout:
   <root>/OTB_videos/<Seq>/img/%04d.jpg                                frames, 1-based numbers
   <root>/OTB_videos/<Seq>/groundtruth_rect.txt                        x,y,w,h per frame, 1-BASED
 
-Quirks handled (DESIGN section 9):
+Quirks handled (docs/design.md section 9):
   * delimiters: commas, tabs or runs of spaces, mixed even within a file;
   * frame ranges: a few sequences are annotated on part of their image folder only (`FRAME_RANGES`,
     first and last image number, inclusive), and Board's images have 5-digit names;

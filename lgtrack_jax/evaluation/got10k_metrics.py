@@ -1,5 +1,5 @@
-"""GOT-10k's protocol (DESIGN section 9): AO, SR0.5, SR0.75, as its toolkit scores the val split
-(`got10k/experiments/got10k.py`, `got10k/utils/metrics.py::rect_iou`).
+"""GOT-10k's protocol (docs/design.md section 9): AO, SR0.5, SR0.75, as its toolkit scores the
+val split (`got10k/experiments/got10k.py`, `got10k/utils/metrics.py::rect_iou`).
 
 It differs from OPE on purpose, so it lives apart from `metrics.py`:
   * frame 0 (the initialisation) is dropped, not overwritten with the ground truth;

@@ -1,4 +1,4 @@
-"""One-pass evaluation (OPE) metrics of LaSOT, LaSOT_ext, TNL2K and OTB (DESIGN section 9).
+"""One-pass evaluation (OPE) metrics of LaSOT, LaSOT_ext, TNL2K and OTB (docs/design.md section 9).
 
 Pure numpy, so an evaluation job needs neither JAX nor TensorFlow. The numbers match the official
 LaSOT/TNL2K MATLAB toolkit (`utils/calc_seq_err_robust.m`, `utils/eval_tracker.m`) and, with
@@ -13,7 +13,8 @@ The dataset curve is the mean of the sequence curves; AUC is the mean of its 21 
 trapezoid: a perfect tracker scores 20/21 = 95.24 because IoU 1 is not > 1), P@20 and NP@0.20 are
 single points of the others.
 
-These functions are not meant for GOT-10k or TrackingNet: their protocols differ (section 9).
+These functions are not meant for GOT-10k or TrackingNet: their protocols differ
+(docs/design.md section 9).
 """
 
 from __future__ import annotations

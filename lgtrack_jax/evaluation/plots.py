@@ -1,4 +1,4 @@
-"""Success, precision and normalised-precision plots of OPE results (DESIGN section 7).
+"""Success, precision and normalised-precision plots of OPE results (docs/design.md section 7).
 
 Figures are built with `matplotlib.figure.Figure` and saved through its own Agg canvas, never
 through pyplot: no global figure state, no display needed, and the process's backend is left alone.

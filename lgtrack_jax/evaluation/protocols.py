@@ -1,6 +1,6 @@
 """How each benchmark's result files are scored: OPE (LaSOT, LaSOT_ext, TNL2K, OTB99-Lang,
 synthetic), GOT-10k's own protocol (val), and the archives of the splits only a server scores
-(GOT-10k test, TrackingNet test). DESIGN section 9.
+(GOT-10k test, TrackingNet test). docs/design.md section 9.
 
 Which benchmark uses which is the table `runner.BENCHMARKS`; every scoring function here has the
 signature (sequences, results_dir, options) -> summary.

@@ -1,4 +1,4 @@
-"""Tracking result files in the layout other toolkits read (DESIGN section 7).
+"""Tracking result files in the layout other toolkits read (docs/design.md section 7).
 
 `<results_dir>/<seq>.txt`: one `x,y,w,h` row per frame, comma-separated floats.
 `<results_dir>/<seq>_time.txt`: one per-frame time in seconds per line (optional).
