@@ -1,17 +1,27 @@
 """Speed of LGTrack: tracking latency and throughput, training throughput, compile time, memory,
-FLOPs and model FLOPs utilisation. One JSON line per measurement.
+FLOPs and model FLOPs utilisation. One JSON line per measurement, then one summary line per switch
+set.
 
   python benchmarks/speed.py --config configs/lgtrack_b256.py [--batch_sequences 1,8]
   python benchmarks/speed.py --config configs/tiny.py --config.model.dtype=bfloat16
-  python benchmarks/speed.py --config configs/lgtrack_b256.py --config.model.ce.layers='(3,6,9)'
+  python benchmarks/speed.py --config configs/lgtrack_b256.py --what=track \
+    --switch_sets='default;model.ce.layers=(3,6,9);model.dtype=bfloat16,model.attention=cudnn'
 
 Random weights and random frames (1280x720 by default, LaSOT's most common size): speed does not
 depend on what the weights are. Tracking runs the real tracker (`LGTracker.track_many`): host
 padding, transfer, crop in the jit, the model, the window and the box mapping, per frame. Training
 runs the real jitted train step (optimizer included) on one device's share of a batch.
 
-Keys of each line: name, value, unit, config, batch_sequences, device, and the speed switches
-dtype, attention, conv, ce ([layers, keep_ratio] or null), search_window. Names:
+--switch_sets: ';'-separated sets of config overrides measured one after the other in this process
+(`default` or an empty set: the config as given by --config and its --config.* flags; otherwise
+comma-separated key=value, values as Python literals or plain strings, keys relative to the
+config's root). Every set is measured in full, its bare ViT included, so that its ratios are
+against a ViT timed on the same machine in the same minutes. A misspelt key or a value of the wrong
+type is an error before any work.
+
+Keys of each measurement line: name, value, unit, config, batch_sequences, device, switches (the
+set's overrides, {} for the default) and the speed switches dtype, attention, conv, ce ([layers,
+keep_ratio] or null), search_window, template_cache. Names:
   track_latency_ms        K = 1: median seconds per frame (what a single video sees)
   track_frames_per_s      frames per second with K sequences in flight
   vit_latency_ms          K = 1: a bare ViT of the same width/depth over the same tokens, the
@@ -23,17 +33,30 @@ dtype, attention, conv, ce ([layers, keep_ratio] or null), search_window. Names:
                           interleaved call by call over one sequence (the latency target's ratio,
                           robust to the machine's drift between separate measurements)
   gflops_per_frame        XLA cost analysis of the per-frame function, divided by K
+  step_memory_mb          the compiled per-frame function's buffers (arguments, outputs and
+                          temporaries, XLA's memory analysis): this switch set's own figure
   train_examples_per_s    per device, steady state
   gflops_per_train_example
   compile_s               per-frame function (track) and train step (train)
-  peak_memory_mb          device peak (accelerators) or host max RSS (CPU; says so in unit)
+  peak_memory_mb          device peak (accelerators) or host max RSS (CPU; says so in unit), of
+                          the process so far: with several switch sets, the largest up to this one
   peak_tflops             the device peak MFU is measured against (table, or a measured
                           matmul on CPU)
   mfu                     achieved model FLOP/s / peak
+
+The summary line of a switch set (name 'summary'): config, device, switches, the speed switches,
+and for each K of --batch_sequences fps_k<K>, vit_fps_k<K>, mfu_k<K>, step_memory_mb_k<K>; for
+K = 1 latency_ms_k1, vit_latency_ms_k1, ratio_interleaved (track_vs_vit_latency) and
+ratio_quartiles; gflops_per_frame and vit_gflops_per_frame (smallest K), peak_tflops,
+peak_memory_mb and peak_memory_unit; with --what=train also train_examples_per_s and mfu_train.
+A figure not measured (no K = 1, no tracking) is null.
 """
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import gc
 import json
 import os
 import resource
@@ -44,6 +67,7 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -67,6 +91,11 @@ _TRAIN_BATCH = flags.DEFINE_integer("train_batch", None,
                                     "per device, at most 8 on CPU).")
 _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 3, "Timed train steps.")
 _WHAT = flags.DEFINE_list("what", ["track", "train"], "Which benchmarks to run.")
+_SWITCH_SETS = flags.DEFINE_string(
+    "switch_sets", "default",
+    "';'-separated sets of config overrides, each measured in full (its bare ViT included): "
+    "'default' or comma-separated key=value, e.g. "
+    "'default;model.ce.layers=(3,6,9);model.dtype=bfloat16,model.attention=cudnn'.")
 flags.mark_flags_as_required(["config"])
 
 # Dense bf16 peak FLOP/s per device (vendor figures, no sparsity). float32 on GPUs without TF32
@@ -79,19 +108,135 @@ PEAK_FLOPS = {
 }
 
 
-def emit(name: str, value: float, unit: str, k: int | None = None, **extra) -> None:
-  m = _CONFIG.value.model
-  print(json.dumps({"name": name, "value": round(float(value), 4), "unit": unit,
-                    "config": config_flags.get_config_filename(flags.FLAGS["config"]),
-                    "batch_sequences": k, "device": jax.devices()[0].device_kind,
-                    # The switches that change speed, so that lines of different runs compare.
-                    "dtype": m.dtype, "attention": m.attention, "conv": m.conv,
-                    "ce": [list(m.ce.layers), m.ce.keep_ratio] if m.ce.layers else None,
-                    "search_window": _CONFIG.value.eval.search_window,
-                    **extra}),
-        flush=True)
+# --- switch sets --------------------------------------------------------------------------------
+def _split_top_level(text: str, sep: str) -> list[str]:
+  """`text` split at each `sep` outside brackets and quotes: 'a=(1,2),b=3' -> ['a=(1,2)', 'b=3']."""
+  parts, depth, quote, start = [], 0, None, 0
+  for i, ch in enumerate(text):
+    if quote:
+      quote = None if ch == quote else quote
+    elif ch in "'\"":
+      quote = ch
+    elif ch in "([{":
+      depth += 1
+    elif ch in ")]}":
+      depth -= 1
+    elif ch == sep and depth == 0:
+      parts.append(text[start:i])
+      start = i + 1
+  parts.append(text[start:])
+  return [p.strip() for p in parts]
 
 
+def _literal(text: str) -> Any:
+  """A Python literal ('True', '(3, 6, 9)', '0.5'), else the text itself ('bfloat16')."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def parse_switch_sets(text: str) -> list[dict[str, Any]]:
+  """--switch_sets -> one {dotted key: value} per set ({} for 'default' or an empty set).
+
+  Raises:
+    ValueError: an entry that is not key=value, or a key given twice in one set.
+  """
+  sets = []
+  for spec in _split_top_level(text, ";"):
+    switches: dict[str, Any] = {}
+    if spec not in ("", "default"):
+      for item in _split_top_level(spec, ","):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+          raise ValueError(f"--switch_sets: {item!r} in {spec!r} is not key=value")
+        key = key.strip()
+        if key in switches:
+          raise ValueError(f"--switch_sets: {key} is set twice in {spec!r}")
+        switches[key] = _literal(value.strip())
+    sets.append(switches)
+  return sets
+
+
+def with_switches(config: ml_collections.ConfigDict, switches: dict[str, Any]
+                  ) -> ml_collections.ConfigDict:
+  """A copy of `config` (still locked) with each dotted key set to its value.
+
+  Raises:
+    ValueError: a key the config does not have, or a value of another type than the key's.
+  """
+  config = config.copy_and_resolve_references()
+  for key, value in switches.items():
+    *path, leaf = key.split(".")
+    node = config
+    for part in path:
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        raise ValueError(f"--switch_sets: the config has no key {key}")
+      node = node[part]
+    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+      raise ValueError(f"--switch_sets: the config has no key {key}")
+    try:
+      node[leaf] = value
+    except TypeError as e:  # ConfigDict keeps each field's type
+      raise ValueError(f"--switch_sets: {key}={value!r}: {e}") from e
+  return config
+
+
+def _jsonable(value: Any) -> Any:
+  return list(value) if isinstance(value, tuple) else value
+
+
+# --- reporting ----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Run:
+  """One switch set's measurements: its config, the overrides that made it, and the figures of
+  its summary line (filled in as they are measured)."""
+
+  config: ml_collections.ConfigDict
+  switches: dict[str, Any]
+  summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def fields(self) -> dict[str, Any]:
+    """What identifies the run in every line: config file, device and the speed switches."""
+    m = self.config.model
+    return {"config": config_flags.get_config_filename(flags.FLAGS["config"]),
+            "device": jax.devices()[0].device_kind,
+            "switches": {k: _jsonable(v) for k, v in self.switches.items()},
+            # The switches that change speed, so that lines of different runs compare.
+            "dtype": m.dtype, "attention": m.attention, "conv": m.conv,
+            "ce": [list(m.ce.layers), m.ce.keep_ratio] if m.ce.layers else None,
+            "search_window": self.config.eval.search_window,
+            # Per-frame ViT over the search tokens only (`get`: configs before the key have none).
+            "template_cache": m.get("template_cache")}
+
+  def emit(self, name: str, value: float, unit: str, k: int | None = None, **extra) -> None:
+    """One measurement line."""
+    print(json.dumps({"name": name, "value": round(float(value), 4), "unit": unit,
+                      "batch_sequences": k, **self.fields(), **extra}), flush=True)
+
+  def emit_summary(self) -> None:
+    """The switch set's one summary line: every figure of the tracking targets together."""
+    ks = sorted(int(v) for v in _BATCH_SEQUENCES.value) if "track" in _WHAT.value else []
+    keys = ["latency_ms_k1", "vit_latency_ms_k1", "ratio_interleaved", "ratio_quartiles",
+            "gflops_per_frame", "vit_gflops_per_frame"]
+    for k in ks:
+      keys += [f"fps_k{k}", f"vit_fps_k{k}", f"mfu_k{k}", f"step_memory_mb_k{k}"]
+    keys += ["peak_tflops", "peak_memory_mb", "peak_memory_unit"]
+    if "train" in _WHAT.value:
+      keys += ["train_examples_per_s", "mfu_train"]
+    figures = {k: _rounded(self.summary.get(k)) for k in keys}
+    print(json.dumps({"name": "summary", **self.fields(), **figures}), flush=True)
+
+
+def _rounded(value: Any) -> Any:
+  if isinstance(value, (float, np.floating)):
+    return round(float(value), 4)
+  if isinstance(value, (list, tuple, np.ndarray)):
+    return [_rounded(v) for v in value]
+  return value
+
+
+# --- measurements -------------------------------------------------------------------------------
 def peak_flops(dtype) -> tuple[float, str]:
   """(peak FLOP/s of device 0, where the figure comes from) for compute `dtype`."""
   kind = jax.devices()[0].device_kind
@@ -136,6 +281,20 @@ def peak_memory() -> tuple[float, str]:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MB (host max RSS)"
 
 
+def step_memory_mb(compiled) -> float | None:
+  """The compiled function's buffers in MB (arguments + outputs + temporaries, less what the
+  outputs alias), from XLA's memory analysis; None where the backend gives none."""
+  try:
+    m = compiled.memory_analysis()
+  except Exception:  # pylint: disable=broad-except  (not implemented on every backend)
+    return None
+  if m is None:
+    return None
+  total = (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+           - m.alias_size_in_bytes)
+  return total / 2 ** 20
+
+
 def random_params(config):
   model = lgtrack.build_model(config)
   params = jax.jit(model.init)(jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
@@ -157,7 +316,8 @@ def fake_tokenize(config):
   return tokenize
 
 
-def bench_track(config, peak: float) -> None:
+def bench_track(run: Run, peak: float) -> None:
+  config, summary = run.config, run.summary
   logging.info("track: initialising the model and the tracker")
   model, params = random_params(config)
   tracker = LGTracker(model, params, config, fake_tokenize(config))
@@ -170,13 +330,14 @@ def bench_track(config, peak: float) -> None:
     return [Job(i, [frames[j % 4] for j in range(n)], box, "the red car on the left")
             for i in range(k)]
 
-  for k in (int(v) for v in _BATCH_SEQUENCES.value):
+  for k in sorted(int(v) for v in _BATCH_SEQUENCES.value):
     logging.info("track K=%d: compiling the per-frame function", k)
     lowered = tracker.lower_step(k, (h, w), _SENTENCE_TOKENS)
     compile_s, compiled = compile_timed(lowered)
     flops, flops_source = flops_lib.count_flops(
         lowered, compiled, lambda d: tracker.lower_step(k, (h, w), _SENTENCE_TOKENS, device=d))
     flops /= k
+    step_mb = step_memory_mb(compiled)
     logging.info("track K=%d: warm-up (compiles every piece)", k)
     list(tracker.track_many(jobs(k, 3), "nl_bbox", k))  # warm-up: compiles every piece
     logging.info("track K=%d: timing %d frames per sequence", k, _FRAMES.value + 1)
@@ -186,25 +347,36 @@ def bench_track(config, peak: float) -> None:
     seconds = time.perf_counter() - t0
     fps = k * (n + 1) / seconds
     per_frame = np.median(np.concatenate([times[1:] for _, _, times in results]))
-    emit("compile_s", compile_s, "s", k, what="track step", compilation_cache=_compilation_cache())
-    emit("gflops_per_frame", flops / 1e9, "GFLOP", k, source=flops_source)
+    run.emit("compile_s", compile_s, "s", k, what="track step",
+             compilation_cache=_compilation_cache())
+    run.emit("gflops_per_frame", flops / 1e9, "GFLOP", k, source=flops_source)
+    if step_mb is not None:
+      run.emit("step_memory_mb", step_mb, "MB", k, source="XLA memory analysis")
     if k == 1:
-      emit("track_latency_ms", per_frame * 1e3, "ms", k)
-    emit("track_frames_per_s", fps, "frames/s", k, note="first frames (init) included")
-    emit("mfu", flops * fps / peak, "fraction", k, what="track")
+      run.emit("track_latency_ms", per_frame * 1e3, "ms", k)
+      summary["latency_ms_k1"] = per_frame * 1e3
+    run.emit("track_frames_per_s", fps, "frames/s", k, note="first frames (init) included")
+    run.emit("mfu", flops * fps / peak, "fraction", k, what="track")
+    summary.setdefault("gflops_per_frame", flops / 1e9)  # the smallest K's (K = 1 by default)
+    summary.update({f"fps_k{k}": fps, f"mfu_k{k}": flops * fps / peak,
+                    f"step_memory_mb_k{k}": step_mb})
     logging.info("track K=%d: the bare ViT", k)
     vit_call, vit_flops = _bare_vit_call(config, k)
     vit_fps = k / float(np.median([_timed(vit_call) for _ in range(5)]))
-    emit("vit_frames_per_s", vit_fps, "frames/s", k)
+    run.emit("vit_frames_per_s", vit_fps, "frames/s", k)
+    summary[f"vit_fps_k{k}"] = vit_fps
+    summary.setdefault("vit_gflops_per_frame", vit_flops / 1e9)
     if k == 1:
-      emit("vit_latency_ms", 1e3 / vit_fps, "ms", k, tokens=_tokens(config))
-      emit("vit_gflops_per_frame", vit_flops / 1e9, "GFLOP", k, tokens=_tokens(config))
+      run.emit("vit_latency_ms", 1e3 / vit_fps, "ms", k, tokens=_tokens(config))
+      run.emit("vit_gflops_per_frame", vit_flops / 1e9, "GFLOP", k, tokens=_tokens(config))
       ratio, quartiles = _interleaved_ratio(tracker, vit_call, frames, box, n)
-      emit("track_vs_vit_latency", ratio, "x", k,
-           frame_ratio_quartiles=[round(float(q), 4) for q in quartiles],
-           note="median per-frame latency over the bare ViT's, the two interleaved call by call; "
-                "frame_ratio_quartiles: 25th and 75th percentiles of each frame's time over the "
-                "ViT call just before it")
+      run.emit("track_vs_vit_latency", ratio, "x", k,
+               frame_ratio_quartiles=[round(float(q), 4) for q in quartiles],
+               note="median per-frame latency over the bare ViT's, the two interleaved call by "
+                    "call; frame_ratio_quartiles: 25th and 75th percentiles of each frame's time "
+                    "over the ViT call just before it")
+      summary.update({"vit_latency_ms_k1": 1e3 / vit_fps, "ratio_interleaved": ratio,
+                      "ratio_quartiles": [float(q) for q in quartiles]})
 
 
 def _interleaved_ratio(tracker, vit_call, frames, box, n: int) -> tuple[float, np.ndarray]:
@@ -255,24 +427,34 @@ def _bare_vit(config, k: int):
   return jax.jit(vit.apply), params, inputs
 
 
+# Compiled bare ViTs by what defines them: switch sets that leave the ViT as it is (template
+# caching, CE, the decoder, ...) time the same one again instead of compiling it again.
+_BARE_VITS: dict[tuple, tuple[Callable[[], Any], float]] = {}
+
+
 def _bare_vit_call(config, k: int) -> tuple[Callable[[], Any], float]:
   """The bare ViT at batch k, compiled and warmed up: (a call that runs it to completion,
   FLOPs per frame)."""
-  fwd, params, inputs = _bare_vit(config, k)
-  lowered = fwd.lower(params, *inputs)
-  compiled = lowered.compile()
-  call = lambda: compiled(params, *inputs).block_until_ready()
-  call()
-  flops, _ = flops_lib.count_flops(
-      lowered, compiled, lambda d: fwd.lower(*flops_lib.shapes_on((params, *inputs), d)))
-  return call, flops / k
+  m, d = config.model, config.data
+  key = (k, m.dtype, m.attention, m.conv, m.patch_size, m.hidden_size, m.depth, m.num_heads,
+         m.mlp_ratio, d.template_size, d.search_size)
+  if key not in _BARE_VITS:
+    fwd, params, inputs = _bare_vit(config, k)
+    lowered = fwd.lower(params, *inputs)
+    compiled = lowered.compile()
+    call = lambda: compiled(params, *inputs).block_until_ready()
+    call()
+    flops, _ = flops_lib.count_flops(
+        lowered, compiled, lambda d: fwd.lower(*flops_lib.shapes_on((params, *inputs), d)))
+    _BARE_VITS[key] = call, flops / k
+  return _BARE_VITS[key]
 
 
-def bench_train(config, peak: float) -> None:
+def bench_train(run: Run, peak: float) -> None:
+  config = run.config
   n = _TRAIN_BATCH.value or min(config.train.global_batch // jax.device_count(),
                                 8 if jax.devices()[0].platform == "cpu" else 1 << 30)
   config = config.copy_and_resolve_references()
-  config.unlock()
   config.train.global_batch = n
   config.mesh.data, config.mesh.fsdp = 1, 1
   mesh = sharding.make_mesh(config, jax.devices()[:1])
@@ -304,26 +486,41 @@ def bench_train(config, peak: float) -> None:
       jax.block_until_ready(fn(state.params, batch))
       t = min(_timed(lambda fn=fn: jax.block_until_ready(fn(state.params, batch)))
               for _ in range(_TRAIN_STEPS.value))
-      emit(f"train_{name}_ms", t * 1e3, "ms", None, batch=n)
-  emit("train_step_ms", seconds * 1e3, "ms", None, batch=n)
-  emit("compile_s", compile_s, "s", None, what="train step", batch=n,
-       compilation_cache=_compilation_cache())
-  emit("gflops_per_train_example", flops / n / 1e9, "GFLOP", None, batch=n, source=flops_source)
-  emit("train_examples_per_s", n / seconds, "examples/s", None, batch=n, per="device")
-  emit("mfu", flops / seconds / peak, "fraction", None, what="train", batch=n)
+      run.emit(f"train_{name}_ms", t * 1e3, "ms", None, batch=n)
+  run.emit("train_step_ms", seconds * 1e3, "ms", None, batch=n)
+  run.emit("compile_s", compile_s, "s", None, what="train step", batch=n,
+           compilation_cache=_compilation_cache())
+  run.emit("gflops_per_train_example", flops / n / 1e9, "GFLOP", None, batch=n,
+           source=flops_source)
+  run.emit("train_examples_per_s", n / seconds, "examples/s", None, batch=n, per="device")
+  run.emit("mfu", flops / seconds / peak, "fraction", None, what="train", batch=n)
+  run.summary.update({"train_examples_per_s": n / seconds, "mfu_train": flops / seconds / peak})
 
 
 def main(argv):
   del argv
-  config = _CONFIG.value
-  peak, source = peak_flops(config.model.dtype)
-  emit("peak_tflops", peak / 1e12, "TFLOP/s", None, source=source)
-  if "track" in _WHAT.value:
-    bench_track(config, peak)
-  if "train" in _WHAT.value:
-    bench_train(config, peak)
-  mem, unit = peak_memory()
-  emit("peak_memory_mb", mem, unit, None)
+  try:  # every switch set checked before any work
+    runs = [Run(with_switches(_CONFIG.value, switches), switches)
+            for switches in parse_switch_sets(_SWITCH_SETS.value)]
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
+  peaks: dict[str, tuple[float, str]] = {}
+  for run in runs:
+    dtype = run.config.model.dtype
+    if dtype not in peaks:  # measured once per dtype (a CPU's matmul takes a while)
+      peaks[dtype] = peak_flops(dtype)
+    peak, source = peaks[dtype]
+    run.emit("peak_tflops", peak / 1e12, "TFLOP/s", None, source=source)
+    run.summary["peak_tflops"] = peak / 1e12
+    if "track" in _WHAT.value:
+      bench_track(run, peak)
+    if "train" in _WHAT.value:
+      bench_train(run, peak)
+    mem, unit = peak_memory()
+    run.emit("peak_memory_mb", mem, unit, None)
+    run.summary.update({"peak_memory_mb": mem, "peak_memory_unit": unit})
+    run.emit_summary()
+    gc.collect()  # the set's tracker and params (reference cycles through its jitted methods)
 
 
 if __name__ == "__main__":
