@@ -1,7 +1,7 @@
 r"""Converts pretrained weights into a params sub-tree of our model, for `config.model.init`.
 
   python -m lgtrack_jax.weights.convert --kind vit --src mae_pretrain_vit_base.pth \
-    --dst /ckpt/mae_vit_b16 [--config configs/lgtrack_b256.py] [--config.model.depth=24 ...]
+    --dst /ckpt/mae_vit_b16 --config configs/lgtrack_b256.py [--config.model.depth=24 ...]
   python -m lgtrack_jax.weights.convert --kind text --src /models/bert-base-uncased \
     --dst /ckpt/bert_base
   python -m lgtrack_jax.weights.convert --kind ostrack --config configs/ostrack_b256.py \
@@ -12,8 +12,8 @@ kinds:
   text     Hugging Face BERT / RoBERTa / MiniLM directory (safetensors or pytorch_model*.bin)
   ostrack  OSTrack tracker checkpoint (`.pth.tar` with its 'net' state dict, or safetensors);
            with --config configs/ostrack_b256.py all of it loads (`eval.py --weights`)
-The config (default: configs/lgtrack_b256.py) decides the model sizes the weights must fit and
-the position-embedding grids (data.template_size, data.search_size). `--dst` receives
+The config (required for vit and ostrack; optional for text, whose architecture it then checks)
+decides the model sizes the weights must fit and the position-embedding grids (data.template_size, data.search_size). `--dst` receives
 `params.safetensors` (float32 arrays keyed by our '/'-joined param paths) and `report.json`
 (every loaded param with its source tensor, every ignored source tensor with the reason, our
 params of the converted part left at their fresh init). PyTorch files are read with
@@ -37,18 +37,8 @@ _KIND = flags.DEFINE_enum("kind", None, KINDS, "What --src is.")
 _SRC = flags.DEFINE_string("src", None, "Checkpoint file (vit, ostrack) or directory (text).")
 _DST = flags.DEFINE_string("dst", None, "Output directory.")
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config the weights must fit (default configs/lgtrack_b256.py).",
-    lock_config=True)
-
-
-def default_config() -> ml_collections.ConfigDict:
-  """configs/lgtrack_b256.py, when the repository's `configs` package is importable."""
-  try:
-    from configs import lgtrack_b256  # pylint: disable=import-outside-toplevel
-  except ImportError as e:
-    raise app.UsageError("configs/lgtrack_b256.py is not importable from here: run from the "
-                         "repository root or pass --config") from e
-  return lgtrack_b256.get_config()
+    "config", None, "Experiment config the weights must fit (e.g. configs/lgtrack_b256.py); "
+    "required for --kind vit and ostrack.", lock_config=True)
 
 
 def convert(kind: str, src: str, dst: str, config: ml_collections.ConfigDict | None = None
@@ -90,7 +80,8 @@ def main(argv):
       raise app.UsageError(f"--{flag.name} is required")
   config = _CONFIG.value
   if config is None and _KIND.value != "text":
-    config = default_config()
+    raise app.UsageError(f"--kind {_KIND.value} needs --config (the model and crop sizes the "
+                         "weights must fit), e.g. --config configs/lgtrack_b256.py")
   report = convert(_KIND.value, _SRC.value, _DST.value, config)
   summary = {"kind": report["kind"], "dst": os.path.abspath(_DST.value),
              "loaded": len(report["loaded"]), "ignored": report["ignored"],
