@@ -22,6 +22,8 @@ def default_text_checkpoint() -> str:
 def base_config() -> ml_collections.ConfigDict:
   """The full key set with lgtrack_b256-like defaults; variants override values, never add keys."""
   c = ml_collections.ConfigDict()
+  # The run's one seed: params init, sample stream and synthetic data all derive from it
+  # (lgtrack_jax/training/seeds.py). A resumed run must keep it (train.py refuses otherwise).
   c.seed = 0
   # Weights-only initialisation from an earlier run's workdir (its latest checkpoint).
   c.init_from = ""
@@ -68,6 +70,12 @@ def base_config() -> ml_collections.ConfigDict:
   m.ce.warmup_start = 0.067
   m.ce.warmup_end = 0.267
   m.ce.warmup_stages = 3
+  # Template tokens attend only to template tokens (and the text, which then refines itself from
+  # the template alone); search tokens attend to everything. Nothing of the template then
+  # depends on the search crop, so the tracker runs the template through the ViT once per
+  # sequence and keeps each block's keys and values: a frame runs only the search tokens.
+  # Training uses the same attention (a block-structured mask), so it changes the model.
+  m.template_cache = False
   m.decoder = ml_collections.ConfigDict()
   # 0: no decoder; the head reads the ViT's search tokens directly (OSTrack).
   m.decoder.num_layers = 3
@@ -168,7 +176,8 @@ def base_config() -> ml_collections.ConfigDict:
   t.log_every = 50
   t.checkpoint_every = 5000
   t.keep_checkpoints = 3
-  t.seed = 0
+  # Override of the sample stream's seed alone; None: `seed` (as every stream).
+  t.seed = ml_collections.config_dict.placeholder(int)
   # Micro-batches per step (gradients summed by lax.scan); each spans every device.
   t.grad_accum = 1
   # Trace this many steps with jax.profiler (after warm-up) into <workdir>/profile; 0 = off.

@@ -31,6 +31,11 @@ class Checkpointer:
     return self.manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=force)
 
+  def meta(self, step: int) -> dict:
+    """The JSON record of checkpoint `step` alone (cheap: the state is not read)."""
+    return dict(self.manager.restore(step, args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore())).meta)
+
   def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict]:
     """Restores into `target`'s structure and shardings (arrays or ShapeDtypeStructs)."""
     step = self.latest_step() if step is None else step

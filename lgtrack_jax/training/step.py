@@ -15,6 +15,8 @@ from lgtrack_jax.ops.partition import constrain_batch
 from lgtrack_jax.training.state import TrainState
 
 MODEL_INPUTS = ("template", "search", "template_box", "text_ids", "text_mask", "mode")
+# The metric that says the step's loss, gradients and new params are all finite ([] bool).
+FINITE = "all_finite"
 
 
 def make_loss_fn(model: nn.Module, config: ml_collections.ConfigDict) -> Callable:
@@ -32,7 +34,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
   """Returns train_step(state, batch) -> (state, metrics); metrics are replicated scalars.
 
   batch: the pipeline's dict (see input_pipeline/pipeline.py), global arrays sharded on batch.
-  Metrics include every loss term, grad/param global norms and the lr.
+  Metrics include every loss term, grad/param global norms, the lr, and `all_finite` ([] bool:
+  every loss term, the gradients and the new params are finite; see `finite`).
   """
   accum = config.train.grad_accum
   loss_fn = make_loss_fn(model, config)
@@ -65,6 +68,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
     params = optax.apply_updates(state.params, updates)
     metrics = dict(metrics, grad_norm=optax.tree.norm(grads),
                    param_norm=optax.tree.norm(params), lr=schedule(state.step))
+    metrics[FINITE] = finite(metrics)
     return TrainState(state.step + 1, params, opt_state), metrics
 
   return train_step
@@ -77,5 +81,12 @@ def jit_train_step(train_step: Callable, state_shardings, batch_sharding, mesh) 
                  out_shardings=(state_shardings, replicated), donate_argnums=(0,))
 
 
-def all_finite(metrics: dict) -> bool:
-  return all(bool(jnp.isfinite(v)) for v in metrics.values())
+def finite(metrics: dict) -> jax.Array:
+  """[] bool: every scalar of `metrics` is finite.
+
+  Costs a few scalar ops: the global norms of the gradients and of the new params are already
+  among the metrics, and a norm is finite exactly when every element is (a NaN or inf anywhere
+  makes it NaN or inf; only a finite norm above ~1e19 would overflow, a run diverged anyway).
+  The new optimizer moments follow from finite gradients and params.
+  """
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in metrics.values()]))

@@ -6,6 +6,8 @@
 - `train.py` itself (distributed.maybe_initialize from the environment, the tf.data pipeline's
   host slices, Orbax checkpoints written collectively, logs from process 0) ends where a
   one-process run ends, and its checkpoint restores on one device (slow);
+- SIGTERM to one of the two `train.py` processes: both save the same step and exit, and the
+  resumed pair ends bitwise where an uninterrupted pair ends (slow);
 - `eval.py` (the static tracker, and LGTrack from a checkpoint loaded on each process's first
   device) splits the sequences over the processes and process 0 alone scores: the same
   metrics.json and result files as one process.
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -34,8 +38,9 @@ from input_pipeline import sources, synthetic
 from lgtrack_jax.evaluation import results, runner
 from lgtrack_jax.models import lgtrack
 from lgtrack_jax.training import checkpoint as ckpt_lib
-from lgtrack_jax.training import distributed, optim, sharding, state as state_lib
-from tests.conftest import micro_config, xla_flags_with_cpu_devices
+from lgtrack_jax.training import config_record, distributed, optim, sharding
+from lgtrack_jax.training import state as state_lib
+from tests.conftest import micro_config, write_micro_config_file, xla_flags_with_cpu_devices
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_PROCESSES = 2
@@ -200,12 +205,88 @@ def test_train_py_on_two_processes_matches_one_process(tmp_path):
   assert not leftovers, leftovers
   meta_file = os.path.join(workdir, "checkpoints", "4", "meta", "metadata")
   with open(meta_file, encoding="utf-8") as f:
-    assert json.load(f) == {"step": 4, "next_sample": 32, "global_batch": 8, "seed": 0}
+    meta = json.load(f)
+  assert meta.pop("config_sha256") == config_record.read(workdir)["sha256"]
+  assert meta == {"step": 4, "next_sample": 32, "global_batch": 8, "seed": 0, "data_seed": 0}
   # The 8-device, 2-process checkpoint on one device (what eval.py does).
   params, step = ckpt_lib.load_params(workdir, config)
   ref_params, _ = ckpt_lib.load_params(reference, config)
   assert step == steps
   np.testing.assert_allclose(_flat(params), _flat(ref_params), rtol=1e-4, atol=1e-4)
+
+
+def _train_py_pair(tmp_path, name: str, workdir: str, data_root: str, steps: int,
+                   timeout: float) -> _Processes:
+  """`train.py` on 2 processes (as on a 2-host pod), the micro config for `steps` steps."""
+  cfg_file = write_micro_config_file(tmp_path)
+  coordinator = f"127.0.0.1:{_free_port()}"
+  return _Processes(
+      tmp_path, name,
+      lambda i: [sys.executable, os.path.join(REPO, "train.py"), f"--config={cfg_file}",
+                 f"--workdir={workdir}", f"--config.data.root={data_root}",
+                 f"--config.train.steps={steps}", "--config.train.log_every=1",
+                 "--config.train.checkpoint_every=100"],
+      lambda i: _env(JAX_COORDINATOR_ADDRESS=coordinator, JAX_NUM_PROCESSES=str(NUM_PROCESSES),
+                     JAX_PROCESS_ID=str(i), **_compilation_cache_env()),
+      timeout=timeout)
+
+
+def _compilation_cache_env() -> dict[str, str]:
+  """The suite's XLA cache (tests/conftest.py), so a pair reuses the executables of the pair
+  before it instead of compiling the 8-device step again."""
+  names = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")
+  return {k: os.environ[k] for k in names if k in os.environ}
+
+
+@pytest.mark.slow  # ~3 x 2 processes of train.py
+def test_sigterm_to_one_process_saves_the_same_step_on_both(tmp_path):
+  """A preemption notice may reach one host only. SIGTERM to process 1 alone: JAX's preemption
+  sync has both processes save the same step and exit 0 (Orbax saves collectively: a step one
+  process did not reach would hang or tear the checkpoint). The rerun of both resumes there and
+  ends with params bitwise equal to an uninterrupted pair's, each step logged once."""
+  steps = 10
+  data_root = str(tmp_path / "data")
+  reference, interrupted = str(tmp_path / "reference"), str(tmp_path / "interrupted")
+  with _train_py_pair(tmp_path, "reference", reference, data_root, steps, timeout=400):
+    pass
+
+  pair = _train_py_pair(tmp_path, "preempted", interrupted, data_root, steps, timeout=400)
+  with pair:
+    # Process 0's bar appears once both processes are past jax.distributed.initialize (the
+    # synthetic data barrier) and the loop is about to compile its first step.
+    bar_log = pair.logs[0][1]
+    while time.time() < pair.deadline and all(p.poll() is None for p in pair.procs):
+      if f"/{steps} [" in bar_log.read_text(errors="replace"):
+        break
+      time.sleep(0.1)
+    # pylint: disable-next=protected-access
+    assert all(p.poll() is None for p in pair.procs), pair._report("ended before SIGTERM")
+    pair.procs[1].send_signal(signal.SIGTERM)
+  saved = []
+  for _, err in pair.logs:
+    found = re.findall(r"SIGTERM: process (\d) saved step (\d+), exiting", err.read_text())
+    saved.append(found)
+  assert saved[0] and saved[1], saved
+  (p0, s0), (p1, s1) = saved[0][-1], saved[1][-1]
+  assert (p0, p1) == ("0", "1") and s0 == s1, saved  # both saved the same step
+  step = int(s0)
+  assert 1 <= step < steps, step
+  ckpt = ckpt_lib.Checkpointer(interrupted, async_save=False)
+  assert ckpt.manager.all_steps() == [step]
+  ckpt.close()
+
+  with _train_py_pair(tmp_path, "resumed", interrupted, data_root, steps, timeout=400):
+    pass
+  rows, ref_rows = _read_metrics(interrupted), _read_metrics(reference)
+  assert [r["step"] for r in rows] == list(range(1, steps + 1))
+  for r, ref in zip(rows, ref_rows):
+    assert r["loss"] == ref["loss"], (r, ref)
+  config = micro_config()
+  params, got_step = ckpt_lib.load_params(interrupted, config)
+  ref_params, _ = ckpt_lib.load_params(reference, config)
+  assert got_step == steps
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params)):
+    np.testing.assert_array_equal(a, b)
 
 
 def _fresh_checkpoint(config, workdir: str) -> None:

@@ -1,0 +1,118 @@
+"""`<workdir>/config.json`: the config a run was started with, checked when it resumes.
+
+The file holds the config as JSON and its sha256 (of the JSON with sorted keys). A resumed run
+whose config differs is refused, naming the keys that differ, unless the caller allows the
+change (`train.py --allow_config_change`); then the new config is recorded and the change is
+appended to `<workdir>/config_changes.jsonl`. Keys that cannot change what is trained (logging
+and checkpoint cadence, the profiler, input-pipeline throughput, evaluation) may change freely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import ml_collections
+from etils import epath
+
+from lgtrack_jax.training.errors import ConfigError
+
+FILE = "config.json"
+CHANGES_FILE = "config_changes.jsonl"
+# Dotted keys (or prefixes ending in '.') a resumed run may change without asking: none of them
+# changes a parameter update or the sample stream.
+FREE_KEYS = ("train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
+             "train.profile_steps", "data.num_parallel_calls", "data.prefetch",
+             "data.index_cache", "data.cache_dir", "eval.")
+_SHOWN = 5  # differing keys named in an error
+
+
+def to_dict(config: ml_collections.ConfigDict) -> dict:
+  """The config as plain JSON values (tuples become lists, placeholders None)."""
+  return json.loads(config.to_json_best_effort())
+
+
+def sha256(config_dict: dict) -> str:
+  return hashlib.sha256(json.dumps(config_dict, sort_keys=True).encode()).hexdigest()
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+  """{'a': {'b': 1}} -> {'a.b': 1}."""
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      out.update(flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def differences(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
+  """{dotted key: (old, new)} of the leaves that differ; a key missing on one side is absent."""
+  missing = "<absent>"
+  a, b = flatten(old), flatten(new)
+  return {k: (a.get(k, missing), b.get(k, missing)) for k in sorted(set(a) | set(b))
+          if a.get(k, missing) != b.get(k, missing)}
+
+
+def _is_free(key: str) -> bool:
+  return any(key == f or (f.endswith(".") and key.startswith(f)) for f in FREE_KEYS)
+
+
+def describe(diff: dict[str, tuple[Any, Any]], shown: int = _SHOWN) -> str:
+  """'a.b: 1 -> 2, c: 'x' -> 'y' (and 3 more)'."""
+  parts = [f"{k}: {json.dumps(o)} -> {json.dumps(n)}" for k, (o, n) in list(diff.items())[:shown]]
+  more = f" (and {len(diff) - shown} more)" if len(diff) > shown else ""
+  return ", ".join(parts) + more
+
+
+def read(workdir: str) -> dict | None:
+  """The recorded {'config': ..., 'sha256': ...}, or None when the workdir has none."""
+  path = epath.Path(workdir) / FILE
+  if not path.exists():
+    return None
+  return json.loads(path.read_text())
+
+
+def write(workdir: str, config_dict: dict) -> None:
+  """Records `config_dict` as the run's config (written aside, then renamed over the old one)."""
+  path = epath.Path(workdir)
+  path.mkdir(parents=True, exist_ok=True)
+  tmp = path / f"{FILE}.tmp"
+  tmp.write_text(json.dumps({"sha256": sha256(config_dict), "config": config_dict}, indent=1,
+                            sort_keys=True) + "\n")
+  tmp.replace(path / FILE)
+
+
+def check_resume(workdir: str, config_dict: dict, step: int,
+                 allow_change: bool = False) -> dict[str, tuple[Any, Any]] | None:
+  """Compares the config of a run resuming at `step` with the one the workdir recorded.
+
+  Returns the differences to record (None: nothing to write, the record already matches or
+  must be created). Raises ConfigError naming up to 5 differing keys (old -> new) when a key
+  outside FREE_KEYS differs and `allow_change` is False. A workdir written before config.json
+  existed has no record: nothing to compare, the caller records the config.
+  """
+  record = read(workdir)
+  if record is None:
+    return None
+  if record.get("sha256") == sha256(config_dict):
+    return {}
+  diff = differences(record["config"], config_dict)
+  bound = {k: v for k, v in diff.items() if not _is_free(k)}
+  if bound and not allow_change:
+    raise ConfigError(
+        f"{workdir} resumes at step {step} with a config that differs from the one it was "
+        f"started with: {describe(bound)}; rerun with the same config, pass "
+        f"--allow_config_change to continue with this one, or start a new workdir")
+  return diff
+
+
+def record_change(workdir: str, step: int, diff: dict[str, tuple[Any, Any]]) -> None:
+  """Appends {'step', 'changes': {key: [old, new]}} to config_changes.jsonl."""
+  path = epath.Path(workdir) / CHANGES_FILE
+  old = path.read_text() if path.exists() else ""
+  row = json.dumps({"step": step, "changes": {k: list(v) for k, v in diff.items()}},
+                   sort_keys=True)
+  path.write_text(old + row + "\n")
