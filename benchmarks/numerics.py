@@ -31,7 +31,7 @@ from ml_collections import config_flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lgtrack_jax.models import layers, lgtrack  # pylint: disable=wrong-import-position
-from lgtrack_jax.training import checkpoint  # pylint: disable=wrong-import-position
+from lgtrack_jax import checkpoint  # pylint: disable=wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 _BATCH = flags.DEFINE_integer("batch", 8, "Examples per forward.")

@@ -85,7 +85,7 @@ def make_micro_workdir(path: str, step: int = 3) -> str:
   """A train workdir at `path` holding a freshly initialised checkpoint of the micro model."""
   # pylint: disable=import-outside-toplevel
   from lgtrack_jax.models import lgtrack
-  from lgtrack_jax.training import checkpoint as ckpt_lib
+  from lgtrack_jax import checkpoint as ckpt_lib
   from lgtrack_jax.training import optim, sharding, state as state_lib
   config = micro_config()
   model = lgtrack.build_model(config)

@@ -547,23 +547,18 @@ def _check_model_args(tracker: str, config, checkpoint: str | None, weights: str
   must not become a directory)."""
   if tracker == "static":
     return
-  if config is None or bool(checkpoint) == bool(weights):
+  if config is None:
     raise ValueError("--tracker lgtrack needs --config and one of --checkpoint (a train "
                      "workdir) or --weights (a converted weights directory)")
-  where = checkpoint or weights
-  if not os.path.isdir(where):
-    raise FileNotFoundError(f"{'checkpoint' if checkpoint else 'weights'} directory {where} "
-                            "does not exist")
-  if checkpoint and _latest_step(tracker, checkpoint) is None:
-    raise FileNotFoundError(f"no checkpoint under {os.path.join(checkpoint, 'checkpoints')}: is "
-                            f"{checkpoint!r} a train workdir?")
+  from lgtrack_jax.tracking import online  # pylint: disable=import-outside-toplevel
+  online.check_source(checkpoint, weights)
 
 
 def _latest_step(tracker: str, checkpoint: str | None) -> int | None:
   if tracker == "static" or not checkpoint:
     return None
-  from lgtrack_jax.tracking import online  # pylint: disable=import-outside-toplevel
-  return online.latest_checkpoint_step(checkpoint)
+  from lgtrack_jax import checkpoint as checkpoint_lib  # pylint: disable=import-outside-toplevel
+  return checkpoint_lib.latest_step(checkpoint)
 
 
 def _build_tracker(tracker: str, config, checkpoint: str | None, weights: str | None):

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping
 import ml_collections
 import numpy as np
 
+from lgtrack_jax import checkpoint as checkpoint_lib
 from lgtrack_jax.tracking.tracker import MODES, LGTracker
 
 
@@ -166,66 +167,25 @@ def load_tracker(config: str | ml_collections.ConfigDict, checkpoint: str | None
     config = load_config(config, overrides)
   elif overrides:
     raise ValueError("overrides apply to a config file; edit a ConfigDict directly")
-  if (checkpoint is None) == (weights is None):
-    raise ValueError("give one of checkpoint= (a train workdir) or weights= (a converted "
-                     "weights directory)")
-  where = checkpoint or weights
-  if not os.path.isdir(where):
-    raise FileNotFoundError(f"{'checkpoint' if checkpoint else 'weights'} directory {where} "
-                            "does not exist")
+  check_source(checkpoint, weights)
   lg, _ = build_lgtracker(config, checkpoint, weights)
   return Tracker(lg, mode)
 
 
-def latest_checkpoint_step(workdir: str) -> int | None:
-  """The newest finished step under `<workdir>/checkpoints` (the one `load_params` restores;
-  Orbax names unfinished ones `<step>.orbax-checkpoint-tmp-*`), or None. Creates nothing."""
-  directory = os.path.join(workdir, "checkpoints")
-  if not os.path.isdir(directory):
-    return None
-  return max((int(e) for e in os.listdir(directory)
-              if e.isdigit() and os.path.isdir(os.path.join(directory, e))), default=None)
-
-
-def check_checkpoint_params(workdir: str, config: ml_collections.ConfigDict,
-                            listed: int = 4) -> int:
-  """Checks, before anything is restored, that the params of a train workdir's latest
-  checkpoint have the shapes `config`'s model needs; returns that step.
-
-  The checkpoint's shapes come from its Orbax metadata (no array is read), the model's from
-  `jax.eval_shape` of its init. A checkpoint of another config is a ValueError naming the first
-  `listed` differing params, 'path: checkpoint (a, b) vs config (c, d)' ('absent' on the side
-  lacking one), instead of a restore failing deep inside Orbax.
-  """
-  # pylint: disable=import-outside-toplevel
-  import jax
-  import orbax.checkpoint as ocp
-  from etils import epath
-  from lgtrack_jax.weights import vit as vit_lib
-  step = latest_checkpoint_step(workdir)
-  if step is None:
-    raise FileNotFoundError(f"no checkpoint under {os.path.join(workdir, 'checkpoints')}: is "
-                            f"{workdir!r} a train workdir?")
-  state_dir = os.path.join(os.path.abspath(workdir), "checkpoints", str(step), "state")
-  try:
-    tree = ocp.PyTreeCheckpointHandler().metadata(epath.Path(state_dir))
-  except (OSError, ValueError, KeyError) as e:
-    raise ValueError(f"checkpoint {state_dir}: unreadable metadata ({e})") from None
-  params = getattr(tree, "tree", tree).get("params")
-  if not isinstance(params, Mapping):
-    raise ValueError(f"checkpoint {state_dir} holds no params")
-  leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-  stored = {"/".join(str(getattr(k, "key", k)) for k in path): tuple(getattr(m, "shape", ()))
-            for path, m in leaves}
-  wanted = vit_lib.model_param_shapes(config)
-  differ = [f"{p}: checkpoint {stored.get(p, 'absent')} vs config {wanted.get(p, 'absent')}"
-            for p in sorted(set(stored) | set(wanted)) if stored.get(p) != wanted.get(p)]
-  if differ:
-    more = f" and {len(differ) - listed} more" if len(differ) > listed else ""
-    raise ValueError(f"checkpoint {state_dir} was trained with another config: "
-                     f"{len(differ)} params differ from the config's model ("
-                     + "; ".join(differ[:listed]) + f"{more}); evaluate it with its own config")
-  return step
+def check_source(checkpoint: str | None, weights: str | None) -> None:
+  """Exactly one of a train workdir (`checkpoint`, holding a finished checkpoint) or a converted
+  weights directory, existing; checked without creating anything (a mistyped path must not
+  become a directory)."""
+  if bool(checkpoint) == bool(weights):
+    raise ValueError("give one of checkpoint (a train workdir) or weights (a converted weights "
+                     "directory)")
+  where = checkpoint or weights
+  if not os.path.isdir(where):
+    raise FileNotFoundError(f"{'checkpoint' if checkpoint else 'weights'} directory {where} "
+                            "does not exist")
+  if checkpoint and checkpoint_lib.latest_step(checkpoint) is None:
+    raise FileNotFoundError(f"no checkpoint under {os.path.join(checkpoint, 'checkpoints')}: is "
+                            f"{checkpoint!r} a train workdir?")
 
 
 def build_lgtracker(config: ml_collections.ConfigDict, checkpoint: str | None,
@@ -234,7 +194,7 @@ def build_lgtracker(config: ml_collections.ConfigDict, checkpoint: str | None,
   weights (`weights`, step None), on the first local device. Returns (tracker, step).
 
   A checkpoint whose params do not fit the config's model is a one-line ValueError before any
-  restore (`check_checkpoint_params`)."""
+  restore (`checkpoint.check_params`)."""
   # pylint: disable=import-outside-toplevel
   from lgtrack_jax.models import lgtrack
   from lgtrack_jax.tokenizer import Tokenizer
@@ -242,9 +202,7 @@ def build_lgtracker(config: ml_collections.ConfigDict, checkpoint: str | None,
     from lgtrack_jax.weights import pretrained
     params, step = pretrained.load_weights(config, weights), None
   else:
-    from lgtrack_jax.training import checkpoint as ckpt_lib
-    check_checkpoint_params(checkpoint, config)
-    params, step = ckpt_lib.load_params(checkpoint, config)
+    params, step = checkpoint_lib.load_params(checkpoint, config)
   model = lgtrack.build_model(config)
   tokenizer = None
   if config.model.language:

@@ -25,7 +25,7 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from lgtrack_jax.training import checkpoint as ckpt_lib
+from lgtrack_jax import checkpoint as ckpt_lib
 from lgtrack_jax.training import config_record
 from lgtrack_jax.training import metrics_writer
 from lgtrack_jax.training import seeds as seeds_lib

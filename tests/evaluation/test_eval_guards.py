@@ -15,6 +15,7 @@ import pytest
 from input_pipeline import sources, synthetic
 from input_pipeline.sources.base import DataError
 from lgtrack_jax.evaluation import results, runner
+from lgtrack_jax import checkpoint as checkpoint_lib
 from lgtrack_jax.tracking import online
 from lgtrack_jax.tracking.tracker import Job, StaticTracker, check_request
 from tests.input_pipeline import layouts
@@ -105,11 +106,11 @@ def test_nl_mode_errors_name_the_sequence(data_root):
 def test_checkpoint_of_another_config_names_the_params(workdir):
   from tests.conftest import micro_config  # pylint: disable=import-outside-toplevel
   config = micro_config()
-  assert online.check_checkpoint_params(workdir, config) == 3
+  assert checkpoint_lib.check_params(workdir, config) == 3
   config.unlock()
   config.model.head.channels = 8
   with pytest.raises(ValueError) as info:
-    online.check_checkpoint_params(workdir, config)
+    checkpoint_lib.check_params(workdir, config)
   msg = str(info.value)
   assert "checkpoint (16,) vs config (8,)" in msg and "head" in msg and "\n" not in msg
 

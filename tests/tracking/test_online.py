@@ -120,7 +120,7 @@ def test_bad_input_is_a_one_line_value_error(workdir, trackers, mode, call, mess
 
 
 def test_loading_errors(workdir, tmp_path):
-  with pytest.raises(ValueError, match="one of checkpoint="):
+  with pytest.raises(ValueError, match="one of checkpoint"):
     lgtrack_jax.load_tracker(micro_config())
   with pytest.raises(FileNotFoundError, match="does not exist"):
     lgtrack_jax.load_tracker(micro_config(), checkpoint=str(tmp_path / "nope"))

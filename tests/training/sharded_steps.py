@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from lgtrack_jax.models import lgtrack
-from lgtrack_jax.training import checkpoint as ckpt_lib
+from lgtrack_jax import checkpoint as ckpt_lib
 from lgtrack_jax.training import optim, setup as setup_lib, sharding, state as state_lib
 from lgtrack_jax.training.fake_batch import random_batch
 from tests.conftest import micro_config

@@ -37,7 +37,7 @@ import pytest
 from input_pipeline import sources, synthetic
 from lgtrack_jax.evaluation import results, runner
 from lgtrack_jax.models import lgtrack
-from lgtrack_jax.training import checkpoint as ckpt_lib
+from lgtrack_jax import checkpoint as ckpt_lib
 from lgtrack_jax.training import config_record, distributed, optim, sharding
 from lgtrack_jax.training import state as state_lib
 from tests.conftest import micro_config, write_micro_config_file, xla_flags_with_cpu_devices

@@ -17,7 +17,7 @@ import pytest
 
 from configs import tiny
 from input_pipeline import synthetic
-from lgtrack_jax.training import checkpoint as ckpt_lib
+from lgtrack_jax import checkpoint as ckpt_lib
 from lgtrack_jax.training import config_record, metrics_writer, seeds, trainer
 from lgtrack_jax.training import step as step_lib
 from lgtrack_jax.training.errors import ConfigError, NonFiniteError

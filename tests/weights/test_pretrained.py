@@ -193,7 +193,7 @@ def test_trainer_logs_and_writes_the_report(sources, micro_model, tmp_path, capl
 def test_training_starts_from_the_converted_vit(sources, tmp_path):
   """A real run: with lr 0 the saved params are the converted ViT's."""
   from input_pipeline import synthetic  # pylint: disable=import-outside-toplevel
-  from lgtrack_jax.training import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
+  from lgtrack_jax import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
   from lgtrack_jax.training import trainer  # pylint: disable=import-outside-toplevel
   data = str(tmp_path / "data")
   synthetic.generate(data, num_train=6, num_test=2, num_frames=20, seed=0)

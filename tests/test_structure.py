@@ -1,0 +1,106 @@
+"""The code's layout rules (docs/design.md section 14), read from the source with `ast`.
+
+Imports run one way: entry points (train.py, eval.py, track.py, `__main__` modules), then
+training / tracking / evaluation, then models, losses, weights, then ops and input sources.
+Every import counts, including those inside functions (lazy imports are still dependencies).
+"""
+
+import ast
+import pathlib
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+ENTRY_POINTS = ("train", "eval", "track")
+
+
+def _modules():
+  """{dotted module name: path} of the library and the input pipeline."""
+  out = {}
+  for root in ("lgtrack_jax", "input_pipeline"):
+    for path in sorted((REPO / root).rglob("*.py")):
+      parts = list(path.relative_to(REPO).with_suffix("").parts)
+      if parts[-1] == "__init__":
+        parts = parts[:-1]
+      out[".".join(parts)] = path
+  return out
+
+
+MODULES = _modules()
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+  """Every absolute module name `path` imports (`from a.b import c` gives a.b and a.b.c)."""
+  names = set()
+  for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    if isinstance(node, ast.Import):
+      names.update(a.name for a in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+      names.add(node.module)
+      names.update(f"{node.module}.{a.name}" for a in node.names)
+  return names
+
+
+def _is_main(path: pathlib.Path) -> bool:
+  return 'if __name__ == "__main__":' in path.read_text(encoding="utf-8")
+
+
+def _offenders(package: str, forbidden: tuple[str, ...], entry_points_too: bool = True
+               ) -> list[str]:
+  bad = []
+  for name, path in MODULES.items():
+    if not entry_points_too and _is_main(path):
+      continue
+    if name == package or name.startswith(package + "."):
+      for imported in sorted(_imports(path)):
+        if any(imported == f or imported.startswith(f + ".") for f in forbidden):
+          bad.append(f"{name} imports {imported}")
+  return bad
+
+
+LIBRARY_ABOVE_MODELS = ("lgtrack_jax.training", "lgtrack_jax.tracking", "lgtrack_jax.evaluation",
+                        "lgtrack_jax.integrations", "lgtrack_jax.weights")
+
+
+@pytest.mark.parametrize("package, forbidden", [
+    # ops at the bottom: nothing of the library above them.
+    ("lgtrack_jax.ops", LIBRARY_ABOVE_MODELS + ("lgtrack_jax.models", "lgtrack_jax.losses",
+                                                "input_pipeline")),
+    ("lgtrack_jax.models", LIBRARY_ABOVE_MODELS + ("lgtrack_jax.losses", "input_pipeline")),
+    ("lgtrack_jax.losses", LIBRARY_ABOVE_MODELS),
+    ("lgtrack_jax.weights", ("lgtrack_jax.training", "lgtrack_jax.tracking",
+                             "lgtrack_jax.evaluation", "lgtrack_jax.integrations", "configs")),
+    # Evaluating and tracking never need the training code.
+    ("lgtrack_jax.tracking", ("lgtrack_jax.training", "lgtrack_jax.evaluation",
+                              "lgtrack_jax.integrations")),
+    ("lgtrack_jax.evaluation", ("lgtrack_jax.training", "lgtrack_jax.integrations")),
+    ("lgtrack_jax.training", ("lgtrack_jax.tracking", "lgtrack_jax.evaluation",
+                              "lgtrack_jax.integrations")),
+    ("input_pipeline", ("lgtrack_jax.training", "lgtrack_jax.tracking", "lgtrack_jax.evaluation",
+                        "lgtrack_jax.integrations")),
+])
+def test_imports_run_one_way(package, forbidden):
+  assert not _offenders(package, forbidden)
+
+
+@pytest.mark.parametrize("package", ["lgtrack_jax", "input_pipeline"])
+def test_the_library_imports_no_entry_point_and_no_config_file(package):
+  # `python -m` modules may read a default config (input_pipeline.inspect); weights.convert may
+  # not (the weights rule above): a conversion names the config it fits.
+  assert not _offenders(package, ENTRY_POINTS, entry_points_too=True)
+  assert not _offenders(package, ("configs",), entry_points_too=False)
+
+
+def test_command_line_flags_are_defined_only_in_entry_points():
+  defining = []
+  for name, path in MODULES.items():
+    text = path.read_text(encoding="utf-8")
+    if ("flags.DEFINE_" in text or "config_flags.DEFINE_" in text) and not _is_main(path):
+      defining.append(name)
+  assert not defining, f"flags defined outside entry points: {defining}"
+
+
+def test_the_rules_see_lazy_imports(tmp_path):
+  path = tmp_path / "m.py"
+  path.write_text("def f():\n  from lgtrack_jax.training import checkpoint\n", encoding="utf-8")
+  assert "lgtrack_jax.training.checkpoint" in _imports(path)
