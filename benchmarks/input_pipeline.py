@@ -13,7 +13,6 @@ machine does not distort it); and the cores a host needs to feed a step of a giv
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -27,6 +26,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from input_pipeline import mixture  # noqa: E402  pylint: disable=wrong-import-position
+from lgtrack_jax import config_io  # noqa: E402  pylint: disable=wrong-import-position
 
 W, H = 1280, 720
 
@@ -94,13 +94,6 @@ def generate(out: Path, sequences: int, frames: int, seed: int = 0) -> list[tupl
           ("got10k", str(out / "got10k"), 1.0, "train")]
 
 
-def _load_config(path: str):
-  spec = importlib.util.spec_from_file_location("bench_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
-
-
 def tokenize(sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
   ids = np.zeros((len(sentences), 8), np.int32)
   ids[:, :2] = [101, 102]
@@ -132,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     train = generate(out, args.sequences, args.frames)
     gen_s = time.perf_counter() - t0
-    config = _load_config(args.config)
+    config = config_io.load(args.config)
     config.unlock()
     config.data.train = tuple(train)
     config.data.num_parallel_calls = args.threads

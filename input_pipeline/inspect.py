@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from input_pipeline import sources
+from lgtrack_jax import config_io
 
 _MODES = {0: "box", 1: "language", 2: "box+language"}
 
@@ -141,14 +142,10 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _load_config(path: str):
-  from configs import common  # pylint: disable=import-outside-toplevel
   if not path:
+    from configs import common  # pylint: disable=import-outside-toplevel
     return common.base_config()
-  import importlib.util  # pylint: disable=import-outside-toplevel
-  spec = importlib.util.spec_from_file_location("inspect_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  return config_io.load(path)
 
 
 if __name__ == "__main__":

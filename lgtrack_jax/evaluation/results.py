@@ -137,15 +137,20 @@ def is_done(results_dir: str | os.PathLike, seq_name: str) -> bool:
   return os.path.isfile(box_path(results_dir, seq_name))
 
 
-def _json_default(obj: Any) -> Any:
-  """Lets json serialise the numpy values `metrics.summarize` returns."""
+def jsonable(obj: Any) -> Any:
+  """`obj` with numpy arrays and scalars (what `metrics.summarize` returns) as lists and numbers,
+  through dicts, lists and tuples: the one JSON encoding of results (metrics.json, run.json)."""
+  if isinstance(obj, dict):
+    return {k: jsonable(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [jsonable(v) for v in obj]
   if isinstance(obj, np.ndarray):
     return obj.tolist()
   if isinstance(obj, np.generic):
     return obj.item()
-  raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+  return obj
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
   """Writes `obj` as indented JSON, atomically. numpy arrays and scalars become lists/numbers."""
-  _write_text_atomic(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+  _write_text_atomic(path, json.dumps(jsonable(obj), indent=2) + "\n")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ from absl import logging
 
 from input_pipeline import sources
 from input_pipeline.sources.base import Sequence, data_error
+from lgtrack_jax import config_io
 from lgtrack_jax.evaluation import compare as compare_lib
 from lgtrack_jax.evaluation import plots, protocols, results
 from lgtrack_jax.evaluation.protocols import ScoreOptions
@@ -297,20 +297,8 @@ def report(results_dir: str, record: dict, scores: dict[str, dict] | None,
 
 def write_metrics(results_dir: str, record: dict) -> dict:
   """Writes `record` as `<results_dir>/metrics.json` (atomically); returns it."""
-  results.write_json_atomic(os.path.join(results_dir, "metrics.json"), _jsonable(record))
+  results.write_json_atomic(os.path.join(results_dir, "metrics.json"), record)
   return record
-
-
-def _jsonable(x):
-  if isinstance(x, dict):
-    return {k: _jsonable(v) for k, v in x.items()}
-  if isinstance(x, (list, tuple)):
-    return [_jsonable(v) for v in x]
-  if isinstance(x, np.ndarray):
-    return x.tolist()
-  if isinstance(x, np.generic):
-    return x.item()
-  return x
 
 
 def _visualize(seqs: list[Sequence], which: str, text_ablation: str, results_dir: str) -> list:
@@ -407,10 +395,8 @@ class ResultsLock:
 
 
 def config_hash(config) -> str | None:
-  """sha256 of the config's JSON (keys sorted; nothing excluded), or None without a config."""
-  if config is None:
-    return None
-  return hashlib.sha256(config.to_json(sort_keys=True).encode("utf-8")).hexdigest()
+  """The config's `config_io.sha256`, or None without a config."""
+  return None if config is None else config_io.sha256(config)
 
 
 def check_manifest(results_dir: str, manifest: dict) -> None:

@@ -68,7 +68,7 @@ class LGTrackGOT10k(_ToolkitTracker):
     mode: 'bbox' (default: GOT-10k has no sentences), 'nl_bbox' or 'nl' (both need `sentences`).
     name: the tracker's name: the toolkit's result and report folder.
     sentences: {sequence name: sentence}, for modes 'nl_bbox' and 'nl'.
-    overrides: config overrides, when `config` is a file (see `online.load_config`).
+    overrides: config overrides, when `config` is a file (see `config_io.load`).
   """
 
   def __init__(self, config: str | ml_collections.ConfigDict, checkpoint: str | None = None,

@@ -13,8 +13,6 @@ so it gives the same boxes; a frame size compiles once per `eval.frame_bucket` b
 
 from __future__ import annotations
 
-import ast
-import importlib.util
 import os
 from typing import Any, Iterable, Mapping
 
@@ -22,6 +20,7 @@ import ml_collections
 import numpy as np
 
 from lgtrack_jax import checkpoint as checkpoint_lib
+from lgtrack_jax import config_io
 from lgtrack_jax.tracking.tracker import MODES, LGTracker
 
 
@@ -120,43 +119,6 @@ class Tracker:
     return self.box
 
 
-def load_config(path: str, overrides: Mapping[str, Any] | Iterable[str] | None = None
-                ) -> ml_collections.ConfigDict:
-  """A config file's `get_config(arg)` ('configs/x.py' or 'configs/x.py:arg', as `--config`
-  takes it), with `overrides`: {'eval.frame_bucket': 64} or ['eval.frame_bucket=64'] (values of
-  strings parsed as the field's type)."""
-  file, _, arg = path.partition(":")
-  if not os.path.isfile(file):
-    raise FileNotFoundError(f"config file {file} does not exist")
-  spec = importlib.util.spec_from_file_location(f"_config_{abs(hash(file))}", file)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(arg or None)
-  items = (overrides.items() if isinstance(overrides, Mapping)
-           else (o.split("=", 1) for o in overrides or ()))
-  for name, value in items:  # existing fields only: a locked config refuses new ones
-    _override(config, name.strip(), value)
-  return config
-
-
-def _override(config: ml_collections.ConfigDict, name: str, value: Any) -> None:
-  *parents, leaf = name.split(".")
-  node = config
-  for p in parents:
-    node = getattr(node, p)
-  if leaf not in node:
-    raise ValueError(f"override {name!r}: the config has no such field")
-  if isinstance(value, str):
-    current = node[leaf]
-    if isinstance(current, bool):
-      value = {"true": True, "false": False}.get(value.lower(), value)
-    elif isinstance(current, (int, float)) and not isinstance(current, bool):
-      value = type(current)(value)
-    elif isinstance(current, (tuple, list)) or current is None:
-      value = ast.literal_eval(value)
-  node[leaf] = value
-
-
 def load_tracker(config: str | ml_collections.ConfigDict, checkpoint: str | None = None,
                  weights: str | None = None, mode: str = "nl_bbox",
                  overrides: Mapping[str, Any] | Iterable[str] | None = None) -> Tracker:
@@ -164,7 +126,7 @@ def load_tracker(config: str | ml_collections.ConfigDict, checkpoint: str | None
   a train workdir (`checkpoint`: its latest params) or a converted weights directory
   (`weights`: `python -m lgtrack_jax.weights.convert`). Loads from local paths only."""
   if isinstance(config, str):
-    config = load_config(config, overrides)
+    config = config_io.load(config, overrides)
   elif overrides:
     raise ValueError("overrides apply to a config file; edit a ConfigDict directly")
   check_source(checkpoint, weights)

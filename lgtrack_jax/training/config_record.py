@@ -9,13 +9,13 @@ and checkpoint cadence, the profiler, input-pipeline throughput, evaluation) may
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 import ml_collections
 from etils import epath
 
+from lgtrack_jax.config_io import differences, sha256, to_dict  # pylint: disable=unused-import
 from lgtrack_jax.training.errors import ConfigError
 
 FILE = "config.json"
@@ -26,34 +26,6 @@ FREE_KEYS = ("train.log_every", "train.checkpoint_every", "train.keep_checkpoint
              "train.profile_steps", "data.num_parallel_calls", "data.prefetch",
              "data.index_cache", "data.cache_dir", "eval.")
 _SHOWN = 5  # differing keys named in an error
-
-
-def to_dict(config: ml_collections.ConfigDict) -> dict:
-  """The config as plain JSON values (tuples become lists, placeholders None)."""
-  return json.loads(config.to_json_best_effort())
-
-
-def sha256(config_dict: dict) -> str:
-  return hashlib.sha256(json.dumps(config_dict, sort_keys=True).encode()).hexdigest()
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-  """{'a': {'b': 1}} -> {'a.b': 1}."""
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, dict):
-      out.update(flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
-
-
-def differences(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
-  """{dotted key: (old, new)} of the leaves that differ; a key missing on one side is absent."""
-  missing = "<absent>"
-  a, b = flatten(old), flatten(new)
-  return {k: (a.get(k, missing), b.get(k, missing)) for k in sorted(set(a) | set(b))
-          if a.get(k, missing) != b.get(k, missing)}
 
 
 def _is_free(key: str) -> bool:

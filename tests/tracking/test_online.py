@@ -9,6 +9,7 @@ import pytest
 import lgtrack_jax
 from input_pipeline import sources, synthetic
 from lgtrack_jax.evaluation import results, runner
+from lgtrack_jax import config_io
 from lgtrack_jax.tracking import online
 from tests.conftest import make_micro_workdir, micro_config, write_micro_config_file
 
@@ -130,12 +131,12 @@ def test_loading_errors(workdir, tmp_path):
 
 def test_a_config_file_with_overrides(workdir, tmp_path):
   path = write_micro_config_file(tmp_path)
-  config = online.load_config(path, {"eval.frame_bucket": 64})
+  config = config_io.load(path, {"eval.frame_bucket": 64})
   assert config.eval.frame_bucket == 64
-  config = online.load_config(path, ["eval.frame_bucket=32", "eval.search_window=true"])
+  config = config_io.load(path, ["eval.frame_bucket=32", "eval.search_window=true"])
   assert config.eval.frame_bucket == 32 and config.eval.search_window is True
   with pytest.raises(ValueError, match="no such field"):
-    online.load_config(path, ["eval.no_such_field=1"])
+    config_io.load(path, ["eval.no_such_field=1"])
   tracker = lgtrack_jax.load_tracker(path, checkpoint=workdir, mode="bbox",
                                      overrides={"eval.frame_bucket": 64})
   assert tracker.config.eval.frame_bucket == 64
