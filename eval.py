@@ -19,6 +19,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from lgtrack_jax import modes
 from lgtrack_jax.training import distributed
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (get_config).",
@@ -34,7 +35,7 @@ _DATASET = flags.DEFINE_string(
 _DATA_ROOT = flags.DEFINE_string("data_root", None, "Dataset root directory.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
 _RESULTS_DIR = flags.DEFINE_string("results_dir", None, "Where result files and metrics go.")
-_MODE = flags.DEFINE_enum("mode", None, ["nl_bbox", "bbox", "nl"],
+_MODE = flags.DEFINE_enum("mode", None, modes.NAMES,
                           "Initialisation: box + sentence, box only, sentence only. "
                           "Default: config.eval.mode.")
 _TRACKER = flags.DEFINE_enum("tracker", "lgtrack", ["lgtrack", "static"], "Tracker to run.")

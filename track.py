@@ -33,6 +33,8 @@ import av
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from lgtrack_jax import modes
+from lgtrack_jax.modes import Mode
 from lgtrack_jax.tracking import video
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (get_config).",
@@ -46,7 +48,7 @@ _BOX = flags.DEFINE_string("box", None, "x,y,w,h of the target in the first fram
                            "spaces between the numbers).")
 _BOX_BASE = flags.DEFINE_integer("box_base", 0, "1 if --box counts pixels from 1 (LaSOT's "
                                  "groundtruth.txt): x and y are shifted by -1.")
-_MODE = flags.DEFINE_enum("mode", None, ["nl_bbox", "bbox", "nl"],
+_MODE = flags.DEFINE_enum("mode", None, modes.NAMES,
                           "Initialisation; default: nl_bbox with --box and --text, bbox with "
                           "--box only, nl with --text only.")
 _OUT = flags.DEFINE_string("out", None, "Output video (.mp4).")
@@ -95,12 +97,13 @@ def parse_box(text: str, base: int = 0) -> tuple[float, float, float, float]:
   return x - base, y - base, w, h
 
 
-def _resolve_mode(mode: str | None, text: str | None, box: str | None) -> str:
+def _resolve_mode(mode: str | None, text: str | None, box: str | None) -> Mode:
   if mode is None:
-    mode = "bbox" if text is None else "nl" if box is None else "nl_bbox"
-  if mode != "nl" and box is None:
+    mode = Mode.BBOX if text is None else Mode.NL if box is None else Mode.NL_BBOX
+  mode = Mode.parse(mode)
+  if mode.needs_box and box is None:
     raise _UserError(f"mode {mode} needs --box x,y,w,h (the target in the first frame)")
-  if mode != "bbox" and text is None:
+  if mode.reads_text and text is None:
     raise _UserError(f"mode {mode} needs --text (a sentence naming the target)")
   return mode
 
@@ -120,7 +123,7 @@ def _run() -> dict:
     raise _UserError(f"--box_base={_BOX_BASE.value}: expected 0 or 1")
   text = _TEXT.value if _TEXT.value and _TEXT.value.strip() else None
   mode = _resolve_mode(_MODE.value, text, _BOX.value)
-  box = parse_box(_BOX.value, _BOX_BASE.value) if mode != "nl" else None
+  box = parse_box(_BOX.value, _BOX_BASE.value) if mode.needs_box else None
   frames, input_fps = video.read_frames(_VIDEO.value)
   first = next(frames, None)
   if first is None:
@@ -168,7 +171,7 @@ def _run() -> dict:
   summary = {
       "video": _VIDEO.value, "out": _OUT.value, "boxes": _BOXES.value, "mode": mode,
       "sentence": text, "first_box": first_box,
-      "first_box_source": "grounded" if mode == "nl" else "given",
+      "first_box_source": "given" if mode.needs_box else "grounded",
       "frames": index, "frame_size": [int(first.shape[1]), int(first.shape[0])],
       "input_fps": input_fps, "output_fps": float(writer.rate),
       "fps": len(steady) / sum(steady) if steady and sum(steady) > 0 else None,

@@ -33,6 +33,7 @@ from absl import logging
 from input_pipeline import sources
 from input_pipeline.sources.base import Sequence, data_error
 from lgtrack_jax import config_io
+from lgtrack_jax.modes import Mode
 from lgtrack_jax.evaluation import compare as compare_lib
 from lgtrack_jax.evaluation import plots, protocols, results
 from lgtrack_jax.evaluation.protocols import ScoreOptions
@@ -168,7 +169,7 @@ def check_inputs(seqs: list[Sequence], mode: str) -> None:
   > 0 (modes 'bbox', 'nl_bbox'), a non-empty sentence ('nl', 'nl_bbox'). A DataError names the
   dataset, the sequence and frame 0."""
   for seq in seqs:
-    if mode != "nl":
+    if Mode(mode).needs_box:
       box = seq.boxes[0]
       if seq.absent[0] or not np.all(np.isfinite(box)):
         raise data_error(seq.dataset, seq.name, None, f"no initial box: frame 0 of {seq.name} "
@@ -177,7 +178,7 @@ def check_inputs(seqs: list[Sequence], mode: str) -> None:
         raise data_error(seq.dataset, seq.name, None, f"the first box of {seq.name} "
                          f"{tuple(seq.gt[0].tolist())} has w or h <= 0 (mode {mode} starts "
                          "from it)", frame=0)
-    if mode != "bbox" and not (seq.sentence or "").strip():
+    if Mode(mode).reads_text and not (seq.sentence or "").strip():
       why = "has no sentence" if seq.sentence is None else "has an empty sentence"
       raise data_error(seq.dataset, seq.name, None, f"mode {mode} needs a sentence and "
                        f"{seq.name} {why} (use --mode bbox)", frame=0)
@@ -206,7 +207,7 @@ def track(tracker, seqs: list[Sequence], results_dir: str, mode: str, *,
   sentences = ablate_sentences(seqs, text_ablation)
   mine = shard_sequences(seqs, *shard)
   todo = [s for s in mine if not results.is_done(results_dir, s.name)]
-  jobs = [Job(s, Frames(s), None if mode == "nl" else s.boxes[0], sentences[s.name])
+  jobs = [Job(s, Frames(s), s.boxes[0] if Mode(mode).needs_box else None, sentences[s.name])
           for s in todo]
   frames_done = 0
   bar = tqdm.tqdm(total=sum(len(s) for s in todo), unit="frame", dynamic_ncols=True,
@@ -478,7 +479,7 @@ def run(*, config, checkpoint: str | None, dataset: str | None, data_root: str |
             "text_ablation": text_ablation, "protocol": protocol, "validity": validity,
             "results_dir": results_dir, "data_root": data_root, "checkpoint": checkpoint,
             "weights": weights,
-            "first_frame": "grounded by the model (mode 1)" if mode == "nl" else "ground truth"}
+            "first_frame": "ground truth" if Mode(mode).needs_box else "grounded by the model (mode 1)"}
   if config is not None:
     record["config"] = config.to_dict()
   options = ScoreOptions(validity, protocol, attributes_dir)

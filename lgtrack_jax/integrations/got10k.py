@@ -36,6 +36,7 @@ except ImportError:
   raise ImportError("lgtrack_jax.integrations.got10k needs the GOT-10k toolkit: "
                     "pip install got10k==0.1.3 (or lgtrack_jax[got10k])") from None
 
+from lgtrack_jax.modes import Mode
 from lgtrack_jax.tracking import online
 
 _FRAME_FOLDERS = ("img", "imgs", "color")  # LaSOT / OTB / VOT keep frames in a subfolder
@@ -76,7 +77,7 @@ class LGTrackGOT10k(_ToolkitTracker):
                sentences: Mapping[str, str] | None = None,
                overrides: Mapping[str, Any] | Iterable[str] | None = None):
     super().__init__(name=name, is_deterministic=True)  # one repetition per sequence suffices
-    if mode != "bbox" and not sentences:
+    if Mode.parse(mode).reads_text and not sentences:
       raise ValueError(f"mode={mode!r} needs sentences={{sequence name: sentence}}: GOT-10k has "
                        "none; use mode 'bbox'")
     self.sentences = dict(sentences or {})
@@ -104,7 +105,7 @@ class LGTrackGOT10k(_ToolkitTracker):
     """Starts a sequence: `image` a PIL image (or [H, W, 3] uint8 array), `box` (x, y, w, h)
     0-based pixels. Returns the first box [4] float64."""
     sentence = None
-    if self.mode != "bbox":
+    if self.mode.reads_text:
       if self.sequence not in self.sentences:
         raise ValueError(f"mode={self.mode!r}: no sentence for sequence {self.sequence!r} in "
                          f"sentences ({len(self.sentences)} given)")

@@ -135,7 +135,7 @@ def serve(tracker: Any, trax: Any, server: Any, sentence: str | None,
       if len(request.objects) != 1:
         raise ValueError(f"initialize with {len(request.objects)} objects: this server tracks one")
       text = sentence
-      if tracker.mode != "bbox" and text is None:
+      if tracker.mode.reads_text and text is None:
         text = read_sentence(sentence_file, path)
       box = tracker.initialize(frame, box=region_box(trax, request.objects[0][0]), sentence=text)
       properties = {}  # no confidence on the first frame: its box is the given one

@@ -21,7 +21,8 @@ import numpy as np
 
 from lgtrack_jax import checkpoint as checkpoint_lib
 from lgtrack_jax import config_io
-from lgtrack_jax.tracking.tracker import MODES, LGTracker
+from lgtrack_jax.modes import Mode
+from lgtrack_jax.tracking.tracker import LGTracker
 
 
 def as_rgb(frame: Any) -> np.ndarray:
@@ -72,9 +73,8 @@ class Tracker:
   """
 
   def __init__(self, tracker: LGTracker, mode: str = "nl_bbox"):
-    if mode not in MODES:
-      raise ValueError(f"mode={mode!r}: expected one of {sorted(MODES)}")
-    if mode != "bbox" and not tracker.config.model.language:
+    mode = Mode.parse(mode)
+    if mode.reads_text and not tracker.config.model.language:
       raise ValueError(f"mode={mode!r} needs a sentence, and this config has no language branch "
                        "(model.language=False): use mode 'bbox'")
     self.tracker = tracker
@@ -96,11 +96,11 @@ class Tracker:
     'nl_bbox' and ignored in 'bbox'. Returns the first box [4] float32: the given one, or in mode
     'nl' the one the model grounds from the sentence."""
     frame = as_rgb(frame)
-    if self.mode != "nl":
+    if self.mode.needs_box:
       if box is None:
         raise ValueError(f"mode={self.mode!r} needs a first box (x, y, w, h)")
       box = check_box(box, frame.shape[:2])
-    if self.mode != "bbox" and (sentence is None or not str(sentence).strip()):
+    if self.mode.reads_text and (sentence is None or not str(sentence).strip()):
       raise ValueError(f"mode={self.mode!r} needs a non-empty sentence")
     self._state, self._last, self._text_len = self.tracker.start(
         None, 0, 1, frame, box, sentence, self.mode)
