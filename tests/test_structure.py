@@ -91,6 +91,21 @@ def test_the_library_imports_no_entry_point_and_no_config_file(package):
   assert not _offenders(package, ("configs",), entry_points_too=False)
 
 
+def _defines_flags_on_import(path: pathlib.Path) -> bool:
+  """Whether importing `path` defines absl flags: a `DEFINE_*` call at module level (outside
+  functions and the `if __name__ == "__main__":` block)."""
+  for node in ast.parse(path.read_text(encoding="utf-8")).body:
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+      continue
+    if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+      continue
+    for call in ast.walk(node):
+      if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+          and call.func.attr.startswith("DEFINE")):
+        return True
+  return False
+
+
 def test_command_line_flags_are_defined_only_in_entry_points():
   defining = []
   for name, path in MODULES.items():
@@ -98,6 +113,10 @@ def test_command_line_flags_are_defined_only_in_entry_points():
     if ("flags.DEFINE_" in text or "config_flags.DEFINE_" in text) and not _is_main(path):
       defining.append(name)
   assert not defining, f"flags defined outside entry points: {defining}"
+  # Library modules that also run as programs define their flags only when run: two of them in
+  # one process (a test session) would otherwise both claim --config.
+  on_import = [name for name, path in MODULES.items() if _defines_flags_on_import(path)]
+  assert not on_import, f"modules defining flags when imported: {on_import}"
 
 
 def test_the_rules_see_lazy_imports(tmp_path):

@@ -31,23 +31,6 @@ from typing import Any
 from absl import app, flags
 import numpy as np
 
-_CONFIG = flags.DEFINE_string(
-    "config", None, "Config file ('configs/x.py' or 'configs/x.py:arg'); an absolute path under "
-    "the VOT toolkit, which starts trackers in a temporary directory.")
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Train workdir to load the latest params of.")
-_WEIGHTS = flags.DEFINE_string(
-    "weights", None, "Converted weights directory (`python -m lgtrack_jax.weights.convert`); "
-    "instead of --checkpoint.")
-_MODE = flags.DEFINE_enum(
-    "mode", None, ["bbox", "nl_bbox"], "Initialisation: box only, or box + sentence. Default: "
-    "nl_bbox when a sentence is given (--sentence / --sentence_file), else bbox.")
-_SENTENCE = flags.DEFINE_string("sentence", None, "The target's description, for every sequence.")
-_SENTENCE_FILE = flags.DEFINE_string(
-    "sentence_file", None, "Text file holding the sentence, read at each initialisation; "
-    "'{sequence_dir}' in it stands for the sequence's folder.")
-_OVERRIDES = flags.DEFINE_multi_string("override", [], "Config override FIELD=VALUE, e.g. "
-                                       "eval.frame_bucket=64 (repeatable).")
-
 PROG = "lgtrack_jax.integrations.vot"
 _FRAME_FOLDERS = ("color",)  # a VOT workspace keeps a sequence's frames in <sequence>/color/
 
@@ -188,18 +171,43 @@ def run(config: str, checkpoint: str | None, weights: str | None, mode: str | No
   return frames
 
 
-def main(argv: list[str]) -> None:
+def define_flags() -> dict[str, Any]:
+  """The server's command line, defined only when it runs as a program (`__main__`): tests and
+  other code import this module's functions without claiming flag names such as --config."""
+  config = flags.DEFINE_string(
+      "config", None, "Config file ('configs/x.py' or 'configs/x.py:arg'); an absolute path under "
+      "the VOT toolkit, which starts trackers in a temporary directory.")
+  checkpoint = flags.DEFINE_string("checkpoint", None,
+                                   "Train workdir to load the latest params of.")
+  weights = flags.DEFINE_string(
+      "weights", None, "Converted weights directory (`python -m lgtrack_jax.weights.convert`); "
+      "instead of --checkpoint.")
+  mode = flags.DEFINE_enum(
+      "mode", None, ["bbox", "nl_bbox"], "Initialisation: box only, or box + sentence. Default: "
+      "nl_bbox when a sentence is given (--sentence / --sentence_file), else bbox.")
+  sentence = flags.DEFINE_string("sentence", None,
+                                 "The target's description, for every sequence.")
+  sentence_file = flags.DEFINE_string(
+      "sentence_file", None, "Text file holding the sentence, read at each initialisation; "
+      "'{sequence_dir}' in it stands for the sequence's folder.")
+  override = flags.DEFINE_multi_string("override", [], "Config override FIELD=VALUE, e.g. "
+                                        "eval.frame_bucket=64 (repeatable).")
+  return {"config": config, "checkpoint": checkpoint, "weights": weights, "mode": mode,
+          "sentence": sentence, "sentence_file": sentence_file, "overrides": override}
+
+
+def main(argv: list[str], flag_values: dict[str, Any]) -> None:
   # libtrax owns file descriptor 1 when it talks over stdio: Python's prints must not reach it.
   sys.stdout = sys.stderr
   try:
     if len(argv) > 1:
       raise ValueError(f"unexpected arguments: {argv[1:]}")
-    run(_CONFIG.value, _CHECKPOINT.value, _WEIGHTS.value, _MODE.value, _SENTENCE.value,
-        _SENTENCE_FILE.value, _OVERRIDES.value)
+    run(**{name: flag.value for name, flag in flag_values.items()})
   except (ValueError, FileNotFoundError, ImportError, ConnectionError) as e:
     print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
     sys.exit(1)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _FLAGS = define_flags()
+  app.run(lambda argv: main(argv, _FLAGS))

@@ -33,12 +33,18 @@ from lgtrack_jax.weights import checkpoint_io
 
 KINDS = ("vit", "text", "ostrack")
 
-_KIND = flags.DEFINE_enum("kind", None, KINDS, "What --src is.")
-_SRC = flags.DEFINE_string("src", None, "Checkpoint file (vit, ostrack) or directory (text).")
-_DST = flags.DEFINE_string("dst", None, "Output directory.")
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config the weights must fit (e.g. configs/lgtrack_b256.py); "
-    "required for --kind vit and ostrack.", lock_config=True)
+def define_flags() -> dict:
+  """The command line, defined only when this module runs as a program (`__main__`): tests and
+  other code import `convert` without claiming flag names such as --config."""
+  return {
+      "kind": flags.DEFINE_enum("kind", None, KINDS, "What --src is."),
+      "src": flags.DEFINE_string("src", None, "Checkpoint file (vit, ostrack) or directory "
+                                 "(text)."),
+      "dst": flags.DEFINE_string("dst", None, "Output directory."),
+      "config": config_flags.DEFINE_config_file(
+          "config", None, "Experiment config the weights must fit (e.g. "
+          "configs/lgtrack_b256.py); required for --kind vit and ostrack.", lock_config=True),
+  }
 
 
 def convert(kind: str, src: str, dst: str, config: ml_collections.ConfigDict | None = None
@@ -72,22 +78,23 @@ def convert(kind: str, src: str, dst: str, config: ml_collections.ConfigDict | N
   return report
 
 
-def main(argv):
+def main(argv, flag_values: dict) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  for flag in (_KIND, _SRC, _DST):
-    if flag.value is None:
-      raise app.UsageError(f"--{flag.name} is required")
-  config = _CONFIG.value
-  if config is None and _KIND.value != "text":
-    raise app.UsageError(f"--kind {_KIND.value} needs --config (the model and crop sizes the "
-                         "weights must fit), e.g. --config configs/lgtrack_b256.py")
-  report = convert(_KIND.value, _SRC.value, _DST.value, config)
-  summary = {"kind": report["kind"], "dst": os.path.abspath(_DST.value),
+  kind, src, dst, config = (flag_values[k].value for k in ("kind", "src", "dst", "config"))
+  for name, value in (("kind", kind), ("src", src), ("dst", dst)):
+    if value is None:
+      raise app.UsageError(f"--{name} is required")
+  if config is None and kind != "text":
+    raise app.UsageError(f"--kind {kind} needs --config (the model and crop sizes the weights "
+                         "must fit), e.g. --config configs/lgtrack_b256.py")
+  report = convert(kind, src, dst, config)
+  summary = {"kind": report["kind"], "dst": os.path.abspath(dst),
              "loaded": len(report["loaded"]), "ignored": report["ignored"],
              "not_loaded": report["not_loaded"]}
   print(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _FLAGS = define_flags()
+  app.run(lambda argv: main(argv, _FLAGS))
