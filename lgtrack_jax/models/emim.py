@@ -30,7 +30,9 @@ class EMIM(nn.Module):
 
   The modulation vector depends on the sentence alone, and so does the first EMIM's text input:
   a tracker computes the vector, and the first EMIM's `text_keys`, once per sequence
-  (`LGTrack.condition`).
+  (`LGTrack.condition`). With `model.template_cache` the text reads only the template tokens
+  (`text_reads`), so every EMIM's text side is per sequence, and a frame runs only steps 1 and 3
+  (`language_to_vision`, `modulate`: per vision token) on the search tokens.
   """
 
   num_heads: int
@@ -62,18 +64,33 @@ class EMIM(nn.Module):
     `CrossAttention`): what `__call__` computes from t before the vision tokens come in."""
     return self.lang_to_vision(None, t)
 
-  def __call__(self, v, t, t_mask, mod, has_text, keys=None):
-    """`keys`: `text_keys(t)`, computed earlier (the first EMIM's t is the sentence's)."""
+  def __call__(self, v, t, t_mask, mod, has_text, keys=None, text_reads: int | None = None):
+    """`keys`: `text_keys(t)`, computed earlier (the first EMIM's t is the sentence's).
+    `text_reads`: the text refines itself from the first `text_reads` vision tokens only (the
+    template's, with `model.template_cache`: the text then never depends on the search crop);
+    None: from all of them."""
+    v = self.language_to_vision(v, t, t_mask, has_text, keys)
+    if self.bidirectional:
+      t = self.vision_to_language(t, v if text_reads is None else v[:, :text_reads])
+    return self.modulate(v, mod, has_text), t
+
+  def language_to_vision(self, v, t, t_mask, has_text, keys=None):
+    """Step 1, per vision token: v [B, N, D] -> [B, N, D]; t [B, L, D] or None with `keys`."""
     gate = has_text.astype(v.dtype)[:, None, None]
     attn_mask = (t_mask > 0)[:, None, None, :]  # [B, 1, 1, L]: query any vision token, key text
     ca = self.lang_to_vision(self.norm_v(v), None if keys is not None else t, attn_mask,
                              keys=keys)
-    v = v + jnp.tanh(self.alpha_ca) * ca * gate
+    return v + jnp.tanh(self.alpha_ca) * ca * gate
 
-    if self.bidirectional:
-      t = t + self.vision_to_lang(self.norm_t(t), self.norm_v2(v))
-      t = t + self.text_mlp(self.norm_t2(t))
+  def vision_to_language(self, t, v):
+    """Step 2 (`bidirectional`): t [B, L, D] refined from the vision tokens v [B, N, D]; each
+    text token reads the vision tokens, never the other text tokens."""
+    t = t + self.vision_to_lang(self.norm_t(t), self.norm_v2(v))
+    return t + self.text_mlp(self.norm_t2(t))
 
-    if self.global_modulation:
-      v = v + jnp.tanh(self.alpha_gm) * v * mod[:, None, :] * gate
-    return v, t
+  def modulate(self, v, mod, has_text):
+    """Step 3 (`global_modulation`), per vision token: v [B, N, D] -> [B, N, D]."""
+    if not self.global_modulation:
+      return v
+    gate = has_text.astype(v.dtype)[:, None, None]
+    return v + jnp.tanh(self.alpha_gm) * v * mod[:, None, :] * gate

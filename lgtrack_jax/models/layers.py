@@ -285,9 +285,15 @@ def Attention(num_heads: int, dtype: Any, name: str | None = None, attention: st
 class SelfAttention(nn.Module):
   """Multi-head self-attention with the parameter layout of `nn.MultiHeadDotProductAttention`
   (query/key/value kernels [D, H, Dh], out [H, Dh, D]; the weight converters rely on it) that
-  also hands back its queries and keys, which candidate elimination ranks tokens with.
+  also hands back its queries, keys and values, which candidate elimination ranks tokens with and
+  a cached template (`model.template_cache`) keeps.
 
-  x [B, N, D] -> (out [B, N, D], q [B, N, H, Dh], k [B, N, H, Dh]).
+  x [B, N, D] -> (out [B, N, D], q, k, v [B, N, H, Dh]: x's own). Two variants of the same
+  parameters, the two halves of the template_cache model's attention:
+    prefix: {'k', 'v'} [B, Np, H, Dh], keys and values computed earlier (a cached template's) that
+      x's queries attend to before its own: softmax over [prefix; x] keys;
+    isolate: the first `isolate` tokens (the template) attend only to each other, the rest to all:
+      the block-structured mask, as two attentions rather than a dense mask.
   """
 
   num_heads: int
@@ -295,7 +301,8 @@ class SelfAttention(nn.Module):
   attention: str = "flax"  # see `attention_fn`
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray):
+  def __call__(self, x: jnp.ndarray, prefix: dict[str, jnp.ndarray] | None = None,
+               isolate: int = 0):
     d = x.shape[-1]
     if d % self.num_heads:
       raise ValueError(f"width {d} is not divisible by num_heads={self.num_heads}")
@@ -303,6 +310,14 @@ class SelfAttention(nn.Module):
     proj = functools.partial(nn.DenseGeneral, features=(self.num_heads, d // self.num_heads),
                              axis=-1, dtype=self.dtype, dot_general=dot)
     q, k, v = (proj(name=name)(x) for name in ("query", "key", "value"))
-    out = attention_fn(self.attention, self.dtype)(q, k, v)
+    attend = attention_fn(self.attention, self.dtype)
+    if prefix is not None:
+      out = attend(q, jnp.concatenate([prefix["k"].astype(k.dtype), k], axis=1),
+                   jnp.concatenate([prefix["v"].astype(v.dtype), v], axis=1))
+    elif isolate:
+      n = isolate
+      out = jnp.concatenate([attend(q[:, :n], k[:, :n], v[:, :n]), attend(q[:, n:], k, v)], axis=1)
+    else:
+      out = attend(q, k, v)
     out = nn.DenseGeneral(d, axis=(-2, -1), dtype=self.dtype, dot_general=dot, name="out")(out)
-    return out, q, k
+    return out, q, k, v

@@ -23,6 +23,14 @@ Outputs: dict with
 EMIM modulation vectors) then `localize` (the per-frame half: search tokens through the ViT with
 EMIM, decoder, head). A tracker calls the two apart, `condition` once per sequence.
 
+With `model.template_cache` the template tokens attend only to each other (and, through the
+EMIMs, to the text, which then refines itself from the template tokens alone); the search tokens
+attend to all. No template token, and no text token, then depends on the search crop:
+`condition(cache=True)` runs the template side through the whole ViT once, and `localize` runs
+only the search tokens, over each block's cached template keys and values. `__call__` (training)
+computes the same function in one pass, template and search together under that block-structured
+attention (`Block`), so the tracker runs the function that was trained.
+
 Built without its language branch (`model.language=False`) and decoder (`decoder.num_layers=0`),
 and with OSTrack's head (`head.norm='none'`) and CE (`ce.template_range='ctr_point'`), the same
 module is OSTrack (configs/ostrack_b256.py): the head then reads the ViT's search tokens, the
@@ -75,12 +83,17 @@ def box_token_mask(box_cxcywh: jnp.ndarray, grid: tuple[int, int]) -> jnp.ndarra
   return jnp.where(mask.any(-1, keepdims=True), mask, centre)
 
 
-def center_token_mask(batch: int, grid: tuple[int, int]) -> jnp.ndarray:
-  """OSTrack's CE_TEMPLATE_RANGE 'CTR_POINT' (`generate_mask_cond`): the one template token at
-  row, column (g - 1) // 2 of a g x g grid (3 of 8, 5 of 12, 6 of 14) -> [batch, gh * gw] bool."""
+def center_token(grid: tuple[int, int]) -> int:
+  """OSTrack's CE_TEMPLATE_RANGE 'CTR_POINT' (`generate_mask_cond`): the index of the one template
+  token at row, column (g - 1) // 2 of a g x g grid (3 of 8, 5 of 12, 6 of 14)."""
   gh, gw = grid
-  at = ((gh - 1) // 2) * gw + (gw - 1) // 2
-  return jnp.broadcast_to(jnp.arange(gh * gw) == at, (batch, gh * gw))
+  return ((gh - 1) // 2) * gw + (gw - 1) // 2
+
+
+def center_token_mask(batch: int, grid: tuple[int, int]) -> jnp.ndarray:
+  """`center_token` as a mask: [batch, gh * gw] bool."""
+  gh, gw = grid
+  return jnp.broadcast_to(jnp.arange(gh * gw) == center_token(grid), (batch, gh * gw))
 
 
 def masked_mean(x: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
@@ -150,7 +163,8 @@ class LGTrack(nn.Module):
     keep = search_tokens_kept(c, self.search_grid[0] * self.search_grid[1])
     nz = self.template_grid[0] * self.template_grid[1]
     self.blocks = [block(c.num_heads, c.mlp_ratio, dtype=dtype, attention=c.attention,
-                         num_template=nz, keep_search=keep.get(i, 0))
+                         num_template=nz, keep_search=keep.get(i, 0),
+                         template_cache=c.template_cache)
                    for i in range(c.depth)]
     if any(not 0 <= i < c.depth for i in c.emim.layers):
       raise ValueError(f"model.emim.layers={c.emim.layers} must index ViT blocks 0..{c.depth - 1}")
@@ -181,8 +195,8 @@ class LGTrack(nn.Module):
       tokens = jax.lax.stop_gradient(tokens)
     return {"tokens": tokens, "sentence": pool(tokens, text_mask, self.config.text.pool)}
 
-  def condition(self, template, template_box, text_mask, mode, text, text_keys: bool = False
-                ) -> dict[str, jnp.ndarray]:
+  def condition(self, template, template_box, text_mask, mode, text, text_keys: bool = False,
+                cache: bool = False) -> dict[str, jnp.ndarray]:
     """The per-sequence half of `__call__`: what the template and the sentence contribute, which a
     tracker computes once per sequence and keeps (the template is cropped once, and the sentence
     encoded once by `encode_text`).
@@ -197,11 +211,24 @@ class LGTrack(nn.Module):
       with `text_keys` (and EMIMs) also
       keys: the first EMIM's `text_keys(t)` (its language-to-vision attention's text side, which
         `localize` then takes instead of recomputing it from t on every frame).
+    With `cache` (needs `model.template_cache`) the template and the text run through the whole
+    ViT here, once, since with that option nothing they compute depends on the search crop; then
+    `z` and `keys` give way to what each frame reads of them (`_template_pass`):
+      t [B, L, D] the text after the last EMIM (the decoder's), not the projected one,
+      emim_keys: each EMIM's `text_keys` of the text it meets,
+      kv: each block's template {'k', 'v' [B, Nz, H, Dh]}, and for a candidate-elimination
+        block 'q' [B, Nq, H, Dh] the target's template queries, weighted by
+      rank_mask [B, Nq] bool (z_mask; with `ce.template_range` 'ctr_point', Nq = 1),
+      g_v [B, D] the decoder's global vision feature (with a decoder).
     Every entry is per token or per sample, so a prefix of t / t_mask (and
-    `cross_attention.cut_keys` of keys) is the same as conditioning on the shorter text.
+    `cross_attention.cut_keys` of keys, emim_keys) is the same as conditioning on the shorter
+    text (text tokens never attend to each other here).
     """
     c = self.config
     dtype = jnp.dtype(c.dtype)
+    if cache and not c.template_cache:
+      raise ValueError("condition(cache=True) needs model.template_cache=True: without it the "
+                       "template tokens depend on the search crop")
     has_text = (mode != 0) & (text_mask.sum(-1) > 0) & c.language
     gate = has_text.astype(dtype)[:, None]
     z, z_grid = self.patch_embed(normalize_image(template, dtype))
@@ -213,8 +240,8 @@ class LGTrack(nn.Module):
     else:
       g_l = jnp.zeros((z.shape[0], c.hidden_size), dtype)
       t = jnp.zeros((*text_mask.shape, c.hidden_size), dtype)
-    keys = {"keys": self.emims[0].text_keys(t)} if text_keys and self.emims else {}
-    return {
+    keys = {"keys": self.emims[0].text_keys(t)} if (text_keys or cache) and self.emims else {}
+    cond = {
         "z": z + self.pos_embed_z(z_grid).astype(dtype),
         # The target's template tokens: inside the template box (all of them in mode 1).
         "z_mask": box_token_mask(template_box, z_grid) | no_template[:, :, 0],
@@ -225,44 +252,103 @@ class LGTrack(nn.Module):
         "mods": [emim.modulation_vector(g_l) for emim in self.emims],
         **keys,
     }
+    return self._template_pass(cond) if cache else cond
 
-  def localize(self, cond: dict[str, jnp.ndarray], search, select_cells=None
-               ) -> dict[str, jnp.ndarray]:
-    """The per-frame half of `__call__`: search [B, Hx, Wx, 3] under `condition`'s output ->
-    score_logits, size, offset, boxes, (cells), vision_tokens, search_kept (module docstring)."""
+  def _template_pass(self, cond: dict) -> dict:
+    """`condition`'s entries with `cache`: the template tokens and the text through every EMIM
+    and block (`Block.template`), keeping what the search tokens read of them on each frame."""
+    c = self.config
+    z, t, z_mask = cond["z"], cond["t"], cond["z_mask"]
+    if c.ce.template_range == "box":
+      rank_rows, rank_mask = slice(None), z_mask
+    else:  # 'ctr_point': one query; the others have weight 0 in the ranking
+      at = center_token(self.template_grid)
+      rank_rows, rank_mask = slice(at, at + 1), jnp.ones((z.shape[0], 1), jnp.bool_)
+    emim_at = {layer: k for k, layer in enumerate(c.emim.layers)}
+    emim_keys, kv = [], []
+    for i, blk in enumerate(self.blocks):
+      if i in emim_at:
+        k = emim_at[i]
+        keys = cond["keys"] if k == 0 else self.emims[k].text_keys(t)
+        emim_keys.append(keys)
+        z, t = self.emims[k](z, t, cond["t_mask"], cond["mods"][k], cond["has_text"], keys=keys)
+      z, entry = blk.template(z)
+      kv.append({"k": entry["k"], "v": entry["v"],
+                 **({"q": entry["q"][:, rank_rows]} if blk.keep_search else {})})
+    out = {key: cond[key] for key in ("z_mask", "t_mask", "g_l", "has_text", "mods")}
+    out.update(t=t, emim_keys=emim_keys, kv=kv, rank_mask=rank_mask)
+    if c.decoder.num_layers:
+      out["g_v"] = masked_mean(self.norm(z), z_mask)
+    return out
+
+  def backbone(self, cond: dict[str, jnp.ndarray], search) -> dict[str, jnp.ndarray]:
+    """The ViT with EMIMs over `condition`'s output and search [B, Hx, Wx, 3] ->
+      x [B, Nx, D] search tokens after the final norm (zeros where candidate elimination dropped
+        them), search_kept [B, Nx] bool, x_grid (Hf, Wf), t [B, L, D] the text after the last
+        EMIM, and, without a cached template, z [B, Nz, D] the template tokens after the final
+        norm (with one: g_v [B, D], the cached global vision feature, where there is a decoder).
+    With a cached template (`condition(cache=True)`) only the search tokens run, over each
+    block's cached template keys and values (`Block.search`)."""
     c = self.config
     dtype = jnp.dtype(c.dtype)
-    z, z_mask, t, t_mask = cond["z"], cond["z_mask"], cond["t"], cond["t_mask"]
+    t, t_mask = cond["t"], cond["t_mask"]
     x, x_grid = self.patch_embed(normalize_image(search, dtype))
     x = x + self.pos_embed_x(x_grid).astype(dtype)
-    nz, nx = z.shape[1], x.shape[1]
-
-    v = constrain_batch(jnp.concatenate([z, x], axis=1))
-    ce_mask = z_mask if c.ce.template_range == "box" else center_token_mask(z_mask.shape[0],
-                                                                               self.template_grid)
+    nx = x.shape[1]
+    cached = "kv" in cond
+    if cached:
+      v, nz, ce_mask = x, 0, cond["rank_mask"]
+    else:
+      z, z_mask = cond["z"], cond["z_mask"]
+      nz = z.shape[1]
+      v = jnp.concatenate([z, x], axis=1)
+      ce_mask = z_mask if c.ce.template_range == "box" else center_token_mask(z_mask.shape[0],
+                                                                                self.template_grid)
+    v = constrain_batch(v)
+    # With template_cache the text refines itself from the template tokens alone.
+    text_reads = nz if c.template_cache else None
     emim_at = {layer: k for k, layer in enumerate(c.emim.layers)}
     # Candidate elimination: positions (in the search grid) of the search tokens still in v.
     search_at = jnp.broadcast_to(jnp.arange(nx, dtype=jnp.int32), (v.shape[0], nx))
     for i, blk in enumerate(self.blocks):
       if i in emim_at:
-        k = emim_at[i]
-        v, t = self.emims[k](v, t, t_mask, cond["mods"][k], cond["has_text"],
-                             keys=cond.get("keys") if k == 0 else None)
+        k, emim = emim_at[i], self.emims[emim_at[i]]
+        if cached:  # the text is the template's, done: only its way into the search tokens
+          v = emim.language_to_vision(v, None, t_mask, cond["has_text"], cond["emim_keys"][k])
+          v = emim.modulate(v, cond["mods"][k], cond["has_text"])
+        else:
+          v, t = emim(v, t, t_mask, cond["mods"][k], cond["has_text"],
+                      keys=cond.get("keys") if k == 0 else None, text_reads=text_reads)
+      out = blk.search(v, cond["kv"][i], ce_mask) if cached else blk(v, ce_mask)
       if blk.keep_search:
-        v, kept = blk(v, ce_mask)
+        v, kept = out
         search_at = jnp.take_along_axis(search_at, kept, axis=1)
       else:
-        v = blk(v)
+        v = out
       v = constrain_batch(v)
     v = self.norm(v)
-    z, x = v[:, :nz], v[:, nz:]
     # Dropped search tokens come back as zeros at their grid positions (OSTrack's recovery).
-    x, search_kept = scatter_tokens(x, search_at, nx)
+    x, search_kept = scatter_tokens(v[:, nz:], search_at, nx)
+    out = {"x": x, "search_kept": search_kept, "x_grid": x_grid, "t": t}
+    if cached:
+      out.update({"g_v": cond["g_v"]} if "g_v" in cond else {})
+    else:
+      out["z"] = v[:, :nz]
+    return out
+
+  def localize(self, cond: dict[str, jnp.ndarray], search, select_cells=None
+               ) -> dict[str, jnp.ndarray]:
+    """The per-frame half of `__call__`: search [B, Hx, Wx, 3] under `condition`'s output (with
+    or without a cached template) -> score_logits, size, offset, boxes, (cells), vision_tokens,
+    search_kept (module docstring)."""
+    c = self.config
+    feats = self.backbone(cond, search)
+    x, search_kept, x_grid, t = feats["x"], feats["search_kept"], feats["x_grid"], feats["t"]
 
     if c.decoder.num_layers:
       # Global vision feature: the target's template tokens.
-      g_v = masked_mean(z, z_mask)
-      _, fx = self.decoder(g_v, cond["g_l"], x, t, t_mask, search_kept)
+      g_v = feats["g_v"] if "g_v" in feats else masked_mean(feats["z"], cond["z_mask"])
+      _, fx = self.decoder(g_v, cond["g_l"], x, t, cond["t_mask"], search_kept)
       fx = fx * search_kept[..., None].astype(fx.dtype)
     else:  # OSTrack: the head reads the ViT's search tokens (dropped ones are zeros already)
       fx = x

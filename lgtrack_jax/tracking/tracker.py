@@ -12,9 +12,12 @@ name the alternatives. What the template and the sentence
 contribute (`LGTrack.condition`: the template crop's tokens, the projected text tokens, the
 sentence vector, the EMIM modulation vectors, and the first EMIM's attention keys and values from the
 text) is computed once per sequence, on its first frame,
-and kept in the state; each frame runs only `LGTrack.localize`. Modes: 'nl_bbox' (box + sentence:
-model mode 2), 'bbox' (box only: mode 0), 'nl' (sentence only: the first frame is grounded by the
-model in mode 1, then tracking continues in mode 2 from the grounded box).
+and kept in the state; each frame runs only `LGTrack.localize`. With `model.template_cache` the
+template tokens never see the search crop, so the whole template side runs once too: the state
+then holds every ViT block's template keys and values, every EMIM's text keys and the text the
+decoder reads, and a frame runs only the search tokens through the ViT. Modes: 'nl_bbox' (box +
+sentence: model mode 2), 'bbox' (box only: mode 0), 'nl' (sentence only: the first frame is
+grounded by the model in mode 1, then tracking continues in mode 2 from the grounded box).
 
 Batched tracking: `track_many(jobs, batch_sequences=K)` keeps K sequences in flight, one per
 slot; the per-frame function runs on all K slots at once (the model is batched over slots, the crop
@@ -201,7 +204,8 @@ class LGTracker:
     """LGTrack's per-sequence half (`LGTrack.condition`) for one sequence: template [Zs, Zs, 3],
     template_box [4], text of batch 1, mode [] int32 -> its entries without the batch axis."""
     cond = self.model.apply(variables, template[None], template_box[None], text["mask"],
-                            mode[None], text, text_keys=True, method=self.model.condition)
+                            mode[None], text, text_keys=True,
+                            cache=self.config.model.template_cache, method=self.model.condition)
     return jax.tree.map(lambda a: a[0], cond)
 
   def _init_fn(self, variables, frame, hw, box, text, mode, *, ground: bool):
@@ -262,6 +266,8 @@ class LGTracker:
             "t_mask": state["cond"]["t_mask"][:, :text_len]}
     if "keys" in cond:
       cond["keys"] = cut_keys(cond["keys"], text_len)
+    if "emim_keys" in cond:  # a cached template's: every EMIM's
+      cond["emim_keys"] = [cut_keys(keys, text_len) for keys in cond["emim_keys"]]
     out = self.model.apply(variables, cond, search, peaks, method=self.model.localize)
     score = jax.nn.sigmoid(out["score_logits"])
     box_crop = out["boxes"]

@@ -47,9 +47,17 @@ def test_self_attention_is_flax_multi_head_attention():
   params = mha.init(jax.random.key(0), x, x)
   ours = layers.SelfAttention(4)
   assert jax.tree.structure(ours.init(jax.random.key(0), x)) == jax.tree.structure(params)
-  out, q, k = ours.apply(params, x)
+  out, q, k, v = ours.apply(params, x)
   np.testing.assert_allclose(out, mha.apply(params, x, x), atol=1e-6)
-  assert q.shape == k.shape == (2, 7, 4, 4)
+  assert q.shape == k.shape == v.shape == (2, 7, 4, 4)
+  # Its two halves (`model.template_cache`): the first 3 tokens attend only to each other, the
+  # rest to all; and the same rows over those 3 tokens' keys and values given apart (a cache).
+  split, *_ = ours.apply(params, x, isolate=3)
+  head, _, k3, v3 = ours.apply(params, x[:, :3])
+  np.testing.assert_allclose(split[:, :3], head, atol=1e-6)
+  np.testing.assert_allclose(split[:, 3:], out[:, 3:], atol=1e-6)
+  rest, *_ = ours.apply(params, x[:, 3:], prefix={"k": k3, "v": v3})
+  np.testing.assert_allclose(rest, out[:, 3:], atol=1e-6)
 
 
 def test_block_keeps_the_search_tokens_the_target_attends_to():

@@ -80,15 +80,16 @@ def test_static_baseline_repeats_the_first_box(sequence):
   np.testing.assert_array_equal(boxes, np.repeat(sequence.boxes[:1], len(sequence), axis=0))
 
 
-def _float64_tracker(**eval_overrides):
+def _float64_tracker(model_overrides=None, **eval_overrides):
   """The micro model in float64, where rounding is far below any score gap of the flat score
   map of an untrained model, so that two ways of computing the same boxes agree to 1e-6. Its
-  EMIM gates are open.
+  EMIM gates are open. `model_overrides`: config.model keys to set (e.g. template_cache).
   Call inside `jax.enable_x64(True)`."""
   from tests.conftest import micro_config  # pylint: disable=import-outside-toplevel
   config = micro_config()
   config.unlock()
   config.model.dtype = "float64"
+  config.model.update(model_overrides or {})
   config.eval.update(eval_overrides)
   model = lgtrack.build_model(config)
   params = jax.jit(model.init)(jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
@@ -120,8 +121,9 @@ def test_text_cut_to_the_sentence_gives_the_boxes_of_the_full_text(mixed_jobs):
     assert cut._step._cache_size() > full._step._cache_size() == 1  # pylint: disable=protected-access
 
 
+@pytest.mark.parametrize("template_cache", [False, True])
 @pytest.mark.parametrize("mode", ["nl_bbox", "bbox"])
-def test_tracked_boxes_are_the_whole_models_on_the_same_crops(mixed_jobs, mode):
+def test_tracked_boxes_are_the_whole_models_on_the_same_crops(mixed_jobs, mode, template_cache):
   """The tracker conditions once per sequence (`LGTrack.condition`) and runs `LGTrack.localize`
   per frame, with its own crops, text cut and box mapping. Replayed frame by frame through the
   model's training entry point (`__call__`: template, search crop, full text) with the public
@@ -131,10 +133,14 @@ def test_tracked_boxes_are_the_whole_models_on_the_same_crops(mixed_jobs, mode):
   The head hands size and offset back in float32, computed by the tracker over the chosen cell's
   receptive window ('VALID' convolutions) and by the whole model over the map, so the two differ by
   float32 rounding (1.2e-6 relative seen; each replayed frame starts from the tracker's previous
-  box, so that it does not add up). A wrong conditioning or text mask moves boxes by far more."""
+  box, so that it does not add up). A wrong conditioning or text mask moves boxes by far more.
+  With `model.template_cache` the tracker keeps the template's keys and values of every block
+  and runs only the search tokens per frame; `__call__` runs both under the block-structured
+  attention: the same boxes (CE too: `tests/models/test_template_cache.py`)."""
   job = mixed_jobs[0]
   with jax.enable_x64(True):
-    tracker = _float64_tracker(window="blend", window_influence=0.0)
+    tracker = _float64_tracker({"template_cache": template_cache}, window="blend",
+                               window_influence=0.0)
     tracked, _ = tracker.track(job.frames, job.init_box, job.sentence, mode)
     d = tracker.config.data
     ids, mask = tracker.tokenize([job.sentence])
@@ -181,6 +187,34 @@ def test_per_frame_function_reads_no_per_sequence_parameter(tracker):
   assert first == [
       "[0]['params']['emims_0']['lang_to_vision']['out']['bias']"], first
   assert any("['key']['kernel']" in p for p in second), second
+
+
+def test_cached_template_per_frame_function_runs_only_the_search_side():
+  """With `model.template_cache` the per-frame function reads nothing of the template's side: not
+  the template embedding, nor the EMIMs' text refinement, nor any language-to-vision weight but
+  its output bias (the text's keys and values come cached); it still reads every ViT block."""
+  from tests.conftest import micro_config  # pylint: disable=import-outside-toplevel
+  config = micro_config()
+  config.unlock()
+  config.model.template_cache = True
+  model = lgtrack.build_model(config)
+  params = jax.jit(model.init)(jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
+  tracker = LGTracker(model, params, config, None)
+  args, kwargs = tracker.step_shapes(2, (100, 80), 5)
+  assert len(args[-1]["cond"]["kv"]) == config.model.depth
+  step_fn = functools.partial(tracker._step_fn, **kwargs)  # pylint: disable=protected-access
+  closed = jax.make_jaxpr(step_fn)(*args)
+  _, used = pe.dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars))
+  paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(args)]
+  read = [p for p, u in zip(paths, used) if u]
+  template_side = ("pos_embed_z", "null_template", "vision_to_lang", "text_mlp", "norm_t",
+                   "norm_v2", "text_encoder", "text_tokens_proj", "'modulation'")
+  assert not [p for p in read if any(name in p for name in template_side)]
+  emim_reads = [p for p in read if "'emims_" in p and "lang_to_vision" in p]
+  assert emim_reads == [f"[0]['params']['emims_{i}']['lang_to_vision']['out']['bias']"
+                        for i in range(len(config.model.emim.layers))], emim_reads
+  for i in range(config.model.depth):
+    assert any(f"'blocks_{i}']['attn']['query']" in p for p in read), i
 
 
 def test_step_lowered_for_a_device_is_the_same_function(tracker):
