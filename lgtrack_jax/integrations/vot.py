@@ -173,7 +173,8 @@ def run(config: str, checkpoint: str | None, weights: str | None, mode: str | No
 
 def define_flags() -> dict[str, Any]:
   """The server's command line, defined only when it runs as a program (`__main__`): tests and
-  other code import this module's functions without claiming flag names such as --config."""
+  other code import this module's functions without claiming flag names such as --config.
+  (The definitions below repeat one shape, one flag each: a duplicate finder's false pair.)"""
   config = flags.DEFINE_string(
       "config", None, "Config file ('configs/x.py' or 'configs/x.py:arg'); an absolute path under "
       "the VOT toolkit, which starts trackers in a temporary directory.")

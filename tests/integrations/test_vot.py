@@ -116,6 +116,7 @@ def test_user_errors_are_one_line(workdir, tmp_path, args, message):
   assert lines == [f"lgtrack_jax.integrations.vot: error: {message.format(missing=missing)}"]
 
 
+@pytest.mark.slow  # ~5 s: another server process
 @pytest.mark.timeout(300)
 def test_unreadable_frame_ends_the_session_with_its_reason(workdir, tmp_path):
   # stderr apart here: what the server writes after ending the session, the client never reads.

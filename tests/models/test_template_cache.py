@@ -107,6 +107,7 @@ def test_cache_needs_the_option():
     _condition(model, variables, _inputs(config), cache=True)
 
 
+@pytest.mark.slow  # ~14 s
 def test_default_model_keeps_its_attention():
   """Off (the default), the option changes nothing: the same parameters and the template rows
   still attend to the search tokens (the two settings give different functions)."""
@@ -123,6 +124,7 @@ def test_default_model_keeps_its_attention():
   assert float(diff) > 1e-4
 
 
+@pytest.mark.slow  # ~12 s: a train step compile
 def test_one_train_step_with_the_cached_template_model():
   """The real jitted train step (optimizer included) trains the template_cache model, with
   candidate elimination: finite loss and gradients."""

@@ -142,6 +142,7 @@ def test_mp4_nl_bbox_video_boxes_and_summary(clip, workdir, config_file, api_box
   assert summary["args"]["text"] == SENTENCE and summary["args"]["config"] == config_file
 
 
+@pytest.mark.slow  # ~13 s: two more track.py runs (the mp4 run covers the path)
 def test_png_folder_and_glob_give_the_same_boxes(clip, workdir, config_file, api_boxes,
                                                  tmp_path):
   x, y, w, h = FIRST_BOX

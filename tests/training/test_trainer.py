@@ -211,6 +211,7 @@ def _copy(trained_workdir, tmp_path):
   return config.copy_and_resolve_references(), copy
 
 
+@pytest.mark.slow  # ~18 s; test_drop_rows_after covers the rewrite in the default suite
 def test_resume_logs_each_step_once(trained_workdir, tmp_path):
   """A run killed (SIGKILL) after logging steps 5 to 8 but before checkpoint 8 was written
   (simulated: checkpoint 8 removed, a half-written row appended) resumes at step 4: steps 5 to 8
@@ -272,6 +273,7 @@ def test_resume_refuses_another_seed_in_an_old_workdir(trained_workdir, tmp_path
     trainer.train(config, workdir)
 
 
+@pytest.mark.slow  # ~6 s: a further resume of the shared workdir
 def test_allow_config_change_resumes_and_records_it(trained_workdir, tmp_path):
   """The flag lets a changed config resume (here at the end: no step left, so nothing compiles)
   and records it: config.json is the new config, config_changes.jsonl says what changed where."""
