@@ -133,8 +133,7 @@ def load_params(workdir: str, config: ml_collections.ConfigDict) -> tuple[Any, i
   from lgtrack_jax.models import lgtrack  # pylint: disable=import-outside-toplevel
   check_params(workdir, config)
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  model = lgtrack.build_model(config)
   abstract = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-      jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"])
+      lgtrack.param_shapes(config))
   return restore_params(workdir, abstract)

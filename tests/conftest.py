@@ -89,7 +89,7 @@ def make_micro_workdir(path: str, step: int = 3) -> str:
   from lgtrack_jax.training import optim, sharding, state as state_lib
   config = micro_config()
   model = lgtrack.build_model(config)
-  params = jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
+  params = lgtrack.param_shapes(config)
   tx, _ = optim.make_optimizer(config, params)
   state, _ = state_lib.create_state(model, tx, sharding.make_mesh(config), config,
                                     jax.random.key(0))

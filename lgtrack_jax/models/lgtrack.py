@@ -397,6 +397,13 @@ def build_model(config: ml_collections.ConfigDict) -> LGTrack:
   return LGTrack(model_cfg, (zg, zg), (xg, xg))
 
 
+def param_shapes(config: ml_collections.ConfigDict) -> dict:
+  """The params of `build_model(config)` as a tree of jax.ShapeDtypeStruct (abstract: no FLOPs,
+  no compilation). Every caller that needs the parameter layout of a config starts here."""
+  model = build_model(config)
+  return jax.eval_shape(model.init, jax.random.key(0), **dummy_inputs(config))["params"]
+
+
 def dummy_inputs(config: ml_collections.ConfigDict, batch: int = 1) -> dict[str, jnp.ndarray]:
   """Zero inputs with the right shapes and dtypes, for `init` and `eval_shape`."""
   zs, xs, l = config.data.template_size, config.data.search_size, config.model.text.max_len

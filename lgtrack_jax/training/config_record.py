@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import ml_collections
 from etils import epath
 
 from lgtrack_jax.config_io import differences, sha256, to_dict  # pylint: disable=unused-import

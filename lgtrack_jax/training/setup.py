@@ -65,7 +65,7 @@ def ce_stages(config: ml_collections.ConfigDict) -> tuple[tuple[int, float], ...
 
 def build_training(config: ml_collections.ConfigDict, mesh: Mesh, rng: jax.Array) -> Training:
   model = lgtrack.build_model(config)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
+  shapes = lgtrack.param_shapes(config)
   tx, schedule = optim.make_optimizer(config, shapes)
   state, shardings = state_lib.create_state(model, tx, mesh, config, rng)
 

@@ -27,7 +27,6 @@ import dataclasses
 import os
 from typing import Any
 
-import jax
 import ml_collections
 import numpy as np
 from flax import traverse_util
@@ -135,8 +134,7 @@ IGNORED: tuple[tuple[str, str], ...] = (
 def model_param_shapes(config: ml_collections.ConfigDict) -> dict[str, tuple[int, ...]]:
   """{our '/'-joined param path: shape} of `lgtrack.build_model(config)` (abstract, no FLOPs)."""
   from lgtrack_jax.models import lgtrack  # pylint: disable=import-outside-toplevel
-  model = lgtrack.build_model(config)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
+  shapes = lgtrack.param_shapes(config)
   return {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(shapes, sep="/").items()}
 
 

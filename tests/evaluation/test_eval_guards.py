@@ -16,7 +16,6 @@ from input_pipeline import sources, synthetic
 from input_pipeline.sources.base import DataError
 from lgtrack_jax.evaluation import results, runner
 from lgtrack_jax import checkpoint as checkpoint_lib
-from lgtrack_jax.tracking import online
 from lgtrack_jax.tracking.tracker import Job, StaticTracker, check_request
 from tests.input_pipeline import layouts
 

@@ -54,7 +54,7 @@ def restore_on(workdir, data, fsdp, devices):
   config = mesh_config(data, fsdp)
   mesh = sharding.make_mesh(config, devices)
   model = lgtrack.build_model(config)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
+  shapes = lgtrack.param_shapes(config)
   tx, _ = optim.make_optimizer(config, shapes)
   abstract = jax.eval_shape(state_lib.init_fn(model, tx, config), jax.random.key(0))
   shardings = state_lib.state_shardings(abstract, mesh, config)

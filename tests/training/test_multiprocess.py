@@ -292,7 +292,7 @@ def test_sigterm_to_one_process_saves_the_same_step_on_both(tmp_path):
 def _fresh_checkpoint(config, workdir: str) -> None:
   """A train workdir holding the micro model's freshly initialised state (step 3)."""
   model = lgtrack.build_model(config)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), **lgtrack.dummy_inputs(config))["params"]
+  shapes = lgtrack.param_shapes(config)
   tx, _ = optim.make_optimizer(config, shapes)
   state, _ = state_lib.create_state(model, tx, sharding.make_mesh(config), config,
                                     jax.random.key(0))
