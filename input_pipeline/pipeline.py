@@ -6,8 +6,9 @@ resumes exactly at any step and splits over any number of hosts without iterator
 (docs/design.md section 5), whatever the mixture. All of it runs in the TF graph with a fixed
 thread pool and a bounded prefetch (no AUTOTUNE): no Python in the hot path. A JPEG is decoded
 only over the window a crop samples (`_Sampler._read_crop`): the same pixels as cropping the whole
-decoded frame. This is the only module importing TensorFlow; the crop geometry it uses lives in
-`sampler.py` so the JAX tracker can mirror it.
+decoded frame. This is the only module importing TensorFlow. The crop convention (where a crop
+samples, the square region around a box) is `lgtrack_jax/ops/crop.py`'s, called here on TF
+tensors: the tracker crops with the same functions.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from PIL import Image
 
 from input_pipeline import sampler
 from input_pipeline.sources.base import DataError, data_error
+from lgtrack_jax.ops import crop as crop_ops
 
 try:
   # TF must not grab GPU memory that JAX needs; it only reads and crops images here.
@@ -146,8 +148,8 @@ class _Sampler:
       shape = tf.io.extract_jpeg_shape(data)
       hw = tf.cast(shape[:2], tf.float32)
       top_left, width, height = region(hw)
-      x_first, x_last = sampler.crop_sample_span(top_left[0], width, out)
-      y_first, y_last = sampler.crop_sample_span(top_left[1], height, out)
+      x_first, x_last = crop_ops.crop_sample_span(top_left[0], width, out)
+      y_first, y_last = crop_ops.crop_sample_span(top_left[1], height, out)
       # Window [lo, hi] per axis: the bilinear taps plus a margin, because libjpeg's chroma
       # upsampling treats a window edge as an image edge (measured: 1 px suffices, 4:2:0 or not);
       # at least 2 px, so crop_and_resize never sees a 1-px image.
@@ -171,7 +173,7 @@ class _Sampler:
   @staticmethod
   def _jittered_region(box: tf.Tensor, normal: tf.Tensor, uniform: tf.Tensor, factor: float,
                        scale_jitter: float, center_jitter: float) -> tuple[tf.Tensor, tf.Tensor]:
-    """OSTrack jitter -> square crop region.
+    """OSTrack jitter -> square crop region (`crop_ops.region_around` of the jittered box).
 
     Args:
       box: [4] float32 x, y, w, h.
@@ -186,8 +188,10 @@ class _Sampler:
     wh_j = wh * tf.exp(normal * scale_jitter)
     side = tf.sqrt(wh_j[0] * wh_j[1])
     center_j = center + side * center_jitter * (tf.cast(uniform, tf.float32) - 0.5)
-    size = side * factor
-    return center_j - 0.5 * size, size
+    # From the centre, not `crop_region` of an xywh box: x = c - w / 2 then c = x + w / 2 can
+    # move the centre by an ulp, and the training crops would no longer be what they were.
+    region = crop_ops.region_around(center_j, wh_j, factor, xp=tf)
+    return region[:2], region[2]
 
   @staticmethod
   def _crop(image: tf.Tensor, top_left: tf.Tensor, width: tf.Tensor, height: tf.Tensor,
@@ -205,7 +209,7 @@ class _Sampler:
       [out, out, 3] float32.
     """
     shape = tf.cast(tf.shape(image), tf.float32)
-    y1, x1, y2, x2 = sampler.crop_and_resize_box(
+    y1, x1, y2, x2 = crop_ops.crop_and_resize_box(
         top_left[0], top_left[1], width, height, out, out, shape[0], shape[1])
     # Swapped x1/x2 make crop_and_resize sample right to left: a flip without an image pass.
     x1, x2 = tf.where(flip, x2, x1), tf.where(flip, x1, x2)

@@ -4,16 +4,11 @@
 visibility, tokenised sentences) and `merge` concatenates the indexes of several sources into one
 mixture, so that the tf.data pipeline (`pipeline.py`) can draw samples with stateless random
 ops and plain gathers: source by ratio, then sequence, then frames. Everything here is numpy +
-os: the crop geometry below is shared with the JAX crop used at tracking time, which must not
-need TensorFlow.
+os, no TensorFlow.
 
-Coordinate conventions (docs/design.md section 5, `Sequence.boxes`):
-  * boxes are x, y, w, h in 0-based continuous pixel coordinates: a box covers [x, x + w), and
-    image pixel k covers [k, k + 1);
-  * sampling positions are in index space, where pixel k has its centre at coordinate k, i.e.
-    index = continuous - 0.5;
-  * a crop of the region [x0, x0 + S) resized to `out` pixels samples output pixel u at index
-    coordinate x0 + (u + 0.5) * S / out - 0.5 (bilinear; samples outside [0, W - 1] read 0).
+Boxes are x, y, w, h in 0-based continuous pixel coordinates (docs/design.md section 5,
+`Sequence.boxes`): a box covers [x, x + w), and image pixel k covers [k, k + 1). How a crop
+samples those pixels is defined once, for training and tracking, in `lgtrack_jax/ops/crop.py`.
 """
 
 from __future__ import annotations
@@ -21,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 from absl import logging
@@ -289,84 +283,3 @@ def host_sample_indices(step: int, process_index: int, process_count: int,
   """
   g = local_batch * process_count
   return step * g + process_index + process_count * np.arange(local_batch, dtype=np.int64)
-
-
-# Crop geometry, shared by the tf.data pipeline and the JAX crop used at tracking time. The
-# functions only use arithmetic operators, so they accept Python floats, numpy, TF or jnp values.
-
-def crop_sample_span(start: Any, extent: Any, out_size: int) -> tuple[Any, Any]:
-  """First and last sample position of a crop along one axis, in index space.
-
-  Args:
-    start: left (top) edge x0 of the crop region in continuous pixel coordinates.
-    extent: region size S in pixels (the region is [x0, x0 + S)).
-    out_size: output pixels along this axis.
-
-  Returns:
-    (first, last): index-space source coordinates of output pixels 0 and out_size - 1; pixel u
-    samples x0 + (u + 0.5) * S / out_size - 0.5, so samples are S / out_size apart.
-  """
-  step = extent / out_size
-  return start + 0.5 * step - 0.5, start + (out_size - 0.5) * step - 0.5
-
-
-def crop_and_resize_box(x0: Any, y0: Any, width: Any, height: Any, out_h: int, out_w: int,
-                        image_h: Any, image_w: Any) -> tuple[Any, Any, Any, Any]:
-  """`tf.image.crop_and_resize` box (y1, x1, y2, x2) sampling the region per `crop_sample_span`.
-
-  crop_and_resize puts its first/last samples at y1 * (H - 1) and y2 * (H - 1) (same for x),
-  so the normalised box is the sample span divided by (H - 1). Images of size 1 along an axis
-  use a divisor of 1 (every sample then reads pixel 0 or the extrapolation value).
-
-  Args:
-    x0, y0: top-left of the region [x0, x0 + width) x [y0, y0 + height), continuous pixels.
-    width, height: region size in pixels.
-    out_h, out_w: output size.
-    image_h, image_w: source image size.
-
-  Returns:
-    (y1, x1, y2, x2) for crop_and_resize's `boxes` argument.
-  """
-  x_first, x_last = crop_sample_span(x0, width, out_w)
-  y_first, y_last = crop_sample_span(y0, height, out_h)
-  dx = _at_least_one(image_w - 1)
-  dy = _at_least_one(image_h - 1)
-  return y_first / dy, x_first / dx, y_last / dy, x_last / dx
-
-
-def _at_least_one(v: Any) -> Any:
-  # max(v, 1) with operators only, so numpy, TF and jnp values all pass through.
-  return (v + 1 + abs(v - 1)) / 2
-
-
-def bilinear_crop_reference(image: np.ndarray, x0: float, y0: float, width: float,
-                            height: float, out_h: int, out_w: int) -> np.ndarray:
-  """Direct numpy implementation of the crop convention (the spec, for tests).
-
-  Args:
-    image: [H, W, C] any numeric dtype.
-    x0, y0, width, height: crop region in continuous pixel coordinates.
-    out_h, out_w: output size.
-
-  Returns:
-    [out_h, out_w, C] float32; samples outside [0, W - 1] x [0, H - 1] are 0 (as
-    crop_and_resize with extrapolation_value 0), inside ones are bilinear.
-  """
-  img = np.asarray(image, np.float32)
-  h, w = img.shape[:2]
-  ys = y0 + (np.arange(out_h) + 0.5) * height / out_h - 0.5
-  xs = x0 + (np.arange(out_w) + 0.5) * width / out_w - 0.5
-
-  def taps(v: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    # Lower/upper neighbour, weight of the upper one, and whether v reads the image at all.
-    inside = (v >= 0) & (v <= n - 1)
-    lo = np.floor(np.clip(v, 0, n - 1)).astype(np.int64)
-    return lo, np.minimum(lo + 1, n - 1), np.clip(v, 0, n - 1) - lo, inside
-
-  yl, yh, fy, y_in = taps(ys, h)
-  xl, xh, fx, x_in = taps(xs, w)
-  fx = fx[None, :, None]
-  top = img[yl][:, xl] * (1 - fx) + img[yl][:, xh] * fx
-  bottom = img[yh][:, xl] * (1 - fx) + img[yh][:, xh] * fx
-  out = top * (1 - fy[:, None, None]) + bottom * fy[:, None, None]
-  return (out * (y_in[:, None] & x_in[None, :])[..., None]).astype(np.float32)

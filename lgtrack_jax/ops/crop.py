@@ -1,21 +1,31 @@
-"""Square search/template crops around a box, resized, inside the jit.
+"""Square search/template crops around a box, resized, inside the jit; the crop convention.
 
 Two conventions live here. The tracker's default is OSTrack's test-time crop (`ostrack_region`,
 `ostrack_crop`: `sample_target` in OSTrack's lib/train/data/processing_utils.py, then
 `cv2.resize`), which every one-stream tracker since 2022 inherits, so that scores are comparable
-to theirs. The continuous crop below (`crop_region`, `crop_and_resize`) is the training
-sampler's, and the tracker's with `eval.crop='continuous'`.
+to theirs. The continuous crop (`crop_region`, `crop_and_resize`) is the training sampler's, and
+the tracker's with `eval.crop='continuous'`.
 
-Continuous crop: pixel convention, shared with `input_pipeline/pipeline.py` (training time): pixel k has its centre
-at coordinate k and a box x, y, w, h covers [x, x + w). A crop region [x0, x0 + S) is resampled to
-`out` pixels by sampling output pixel u at source coordinate x0 + (u + 0.5) * S / out - 0.5,
-bilinearly; samples outside [0, W - 1] x [0, H - 1] are 0, as in `tf.image.crop_and_resize` with
-extrapolation_value 0. Arithmetic is in JAX's default float type (float32; float64 under
-`jax_enable_x64`, which the tests use to compare code paths exactly). Keeping both sides on this formula is what makes a model trained on tf.data
-crops see the same pixels when tracking.
+Continuous crop: the one definition of its pixel convention, used by the tf.data pipeline
+(`input_pipeline/pipeline.py`, training) and the tracker. Pixel k has its centre at coordinate k
+and a box x, y, w, h covers [x, x + w). A crop region [x0, x0 + S) is resampled to `out` pixels
+by sampling output pixel u at source coordinate x0 + (u + 0.5) * S / out - 0.5
+(`sample_position`), bilinearly; samples outside [0, W - 1] x [0, H - 1] are 0, as in
+`tf.image.crop_and_resize` with extrapolation_value 0. The region is the square of side
+sqrt(w * h) * factor centred on the box (`region_around`). `bilinear_crop_reference` is the numpy
+spec the tests hold both samplers to. Keeping both sides on these functions is what makes a model
+trained on tf.data crops see the same pixels when tracking.
+
+The geometry functions (`sample_position`, `crop_sample_span`, `crop_and_resize_box`, and
+`region_around` / `crop_region` through `xp`) use only arithmetic operators, so they accept Python
+floats, numpy, TF or jnp values: the tf.data graph calls them on TF tensors. In the jitted crops,
+arithmetic is in JAX's default float type (float32; float64 under `jax_enable_x64`, which the
+tests use to compare code paths exactly).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -27,10 +37,20 @@ def crop_region(box_xywh: jnp.ndarray, factor: float, xp=jnp) -> jnp.ndarray:
   side = sqrt(w * h) * factor, centred on the box centre (OSTrack's search-area rule). `xp`:
   the array module (numpy computes it on the host).
   """
-  side = xp.sqrt(xp.maximum(box_xywh[..., 2] * box_xywh[..., 3], 1.0)) * factor
-  cx = box_xywh[..., 0] + box_xywh[..., 2] / 2
-  cy = box_xywh[..., 1] + box_xywh[..., 3] / 2
-  return xp.stack([cx - side / 2, cy - side / 2, side], axis=-1)
+  center = box_xywh[..., :2] + box_xywh[..., 2:] / 2
+  return region_around(center, box_xywh[..., 2:], factor, xp)
+
+
+def region_around(center_xy: jnp.ndarray, wh: jnp.ndarray, factor: float, xp=jnp) -> jnp.ndarray:
+  """The square region of side sqrt(w * h) * factor centred on center_xy [..., 2] -> [..., 3]
+  (x0, y0, side), for a box of size wh [..., 2] (pixels).
+
+  The area is clamped at 1 px^2, so a degenerate box still gives a region. `xp`: the array
+  module (numpy on the host, `tf` in the training pipeline, which jitters the centre and size
+  itself and so starts from them rather than from a box).
+  """
+  side = xp.sqrt(xp.maximum(wh[..., 0] * wh[..., 1], 1.0)) * factor
+  return xp.stack([center_xy[..., 0] - side / 2, center_xy[..., 1] - side / 2, side], axis=-1)
 
 
 def ostrack_region(box_xywh: jnp.ndarray, factor: float, xp=jnp) -> jnp.ndarray:
@@ -141,10 +161,102 @@ def _taps(i: jnp.ndarray, n: jnp.ndarray, start: jnp.ndarray | None, size: int
   return jnp.clip(i, 0, size - 1), valid
 
 
+def sample_position(start: Any, extent: Any, out: int, u: Any) -> Any:
+  """Source coordinate (index space) that output pixel u of a crop samples, along one axis.
+
+  The convention's one formula: the region [start, start + extent) (continuous pixels) resized
+  to `out` pixels samples output pixel u at start + (u + 0.5) * extent / out - 0.5, i.e. samples
+  extent / out apart, the first half a step in. Operators only: any array type, any shape of u.
+  """
+  # extent / out first: the tf.data pipeline has always computed the step this way, so its crops
+  # stay bit for bit what they were.
+  return start + (u + 0.5) * (extent / out) - 0.5
+
+
+def crop_sample_span(start: Any, extent: Any, out_size: int) -> tuple[Any, Any]:
+  """First and last sample position of a crop along one axis, in index space.
+
+  Args:
+    start: left (top) edge x0 of the crop region in continuous pixel coordinates.
+    extent: region size S in pixels (the region is [x0, x0 + S)).
+    out_size: output pixels along this axis.
+
+  Returns:
+    (first, last): index-space source coordinates of output pixels 0 and out_size - 1
+    (`sample_position`), S / out_size apart per pixel.
+  """
+  return (sample_position(start, extent, out_size, 0),
+          sample_position(start, extent, out_size, out_size - 1))
+
+
 def sample_coords(start: jnp.ndarray, extent: jnp.ndarray, out: int) -> jnp.ndarray:
-  """Source coordinates of the `out` output pixels of region [start, start + extent): [out]."""
-  u = jnp.arange(out, dtype=float)
-  return start + (u + 0.5) * extent / out - 0.5
+  """Source coordinates [out] of all output pixels of region [start, start + extent)."""
+  return sample_position(start, extent, out, jnp.arange(out, dtype=float))
+
+
+def crop_and_resize_box(x0: Any, y0: Any, width: Any, height: Any, out_h: int, out_w: int,
+                        image_h: Any, image_w: Any) -> tuple[Any, Any, Any, Any]:
+  """`tf.image.crop_and_resize` box (y1, x1, y2, x2) sampling the region per `crop_sample_span`.
+
+  crop_and_resize puts its first/last samples at y1 * (H - 1) and y2 * (H - 1) (same for x),
+  so the normalised box is the sample span divided by (H - 1). Images of size 1 along an axis
+  use a divisor of 1 (every sample then reads pixel 0 or the extrapolation value).
+
+  Args:
+    x0, y0: top-left of the region [x0, x0 + width) x [y0, y0 + height), continuous pixels.
+    width, height: region size in pixels.
+    out_h, out_w: output size.
+    image_h, image_w: source image size.
+
+  Returns:
+    (y1, x1, y2, x2) for crop_and_resize's `boxes` argument.
+  """
+  x_first, x_last = crop_sample_span(x0, width, out_w)
+  y_first, y_last = crop_sample_span(y0, height, out_h)
+  dx = _at_least_one(image_w - 1)
+  dy = _at_least_one(image_h - 1)
+  return y_first / dy, x_first / dx, y_last / dy, x_last / dx
+
+
+def _at_least_one(v: Any) -> Any:
+  # max(v, 1) with operators only, so numpy, TF and jnp values all pass through.
+  return (v + 1 + abs(v - 1)) / 2
+
+
+def bilinear_crop_reference(image: np.ndarray, x0: float, y0: float, width: float,
+                            height: float, out_h: int, out_w: int) -> np.ndarray:
+  """Direct numpy implementation of the crop convention (the spec, for tests).
+
+  Both samplers, `crop_and_resize` (tracking) and the tf.data pipeline's
+  `tf.image.crop_and_resize` through `crop_and_resize_box` (training), are tested against it.
+
+  Args:
+    image: [H, W, C] any numeric dtype.
+    x0, y0, width, height: crop region in continuous pixel coordinates.
+    out_h, out_w: output size.
+
+  Returns:
+    [out_h, out_w, C] float32; samples outside [0, W - 1] x [0, H - 1] are 0 (as
+    crop_and_resize with extrapolation_value 0), inside ones are bilinear.
+  """
+  img = np.asarray(image, np.float32)
+  h, w = img.shape[:2]
+  ys = sample_position(y0, height, out_h, np.arange(out_h))
+  xs = sample_position(x0, width, out_w, np.arange(out_w))
+
+  def taps(v: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    # Lower/upper neighbour, weight of the upper one, and whether v reads the image at all.
+    inside = (v >= 0) & (v <= n - 1)
+    lo = np.floor(np.clip(v, 0, n - 1)).astype(np.int64)
+    return lo, np.minimum(lo + 1, n - 1), np.clip(v, 0, n - 1) - lo, inside
+
+  yl, yh, fy, y_in = taps(ys, h)
+  xl, xh, fx, x_in = taps(xs, w)
+  fx = fx[None, :, None]
+  top = img[yl][:, xl] * (1 - fx) + img[yl][:, xh] * fx
+  bottom = img[yh][:, xl] * (1 - fx) + img[yh][:, xh] * fx
+  out = top * (1 - fy[:, None, None]) + bottom * fy[:, None, None]
+  return (out * (y_in[:, None] & x_in[None, :])[..., None]).astype(np.float32)
 
 
 def _size(image: jnp.ndarray, hw: jnp.ndarray | None) -> tuple[jnp.ndarray, jnp.ndarray]:

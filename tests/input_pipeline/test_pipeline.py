@@ -12,6 +12,7 @@ from PIL import Image
 from configs import tiny
 from input_pipeline import pipeline, sampler
 from input_pipeline.sources.base import DataError, Sequence
+from lgtrack_jax.ops import crop
 
 W, H = 96, 72  # frame size
 BG = (20, 20, 60)
@@ -237,7 +238,7 @@ def test_language_only_search_is_whole_frame(toy, choices):
     s, f = index.locate(flat)
     seq = next(q for q in seqs if q.name == index.seq_names[s])
     frame = seq.load_frame(f)
-    want = sampler.bilinear_crop_reference(frame, 0, 0, W, H, ts, ts)
+    want = crop.bilinear_crop_reference(frame, 0, 0, W, H, ts, ts)
     # Pillow and TF decode JPEG identically (accurate IDCT), so only uint8 rounding is left.
     assert np.abs(b["search"][r].astype(np.float32) - want).max() <= 1.0
     x, y, w, h = seq.boxes[f]

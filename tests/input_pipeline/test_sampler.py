@@ -1,4 +1,4 @@
-"""Tests of the training index and the TF-free crop geometry."""
+"""Tests of the training index (the crop geometry: tests/ops/test_crop.py)."""
 
 from __future__ import annotations
 
@@ -117,34 +117,3 @@ def test_sampler_does_not_import_tensorflow():
           "assert 'tensorflow' not in sys.modules, 'sampler imports TensorFlow'")
   subprocess.run([sys.executable, "-c", code], check=True,
                  cwd=pathlib.Path(__file__).resolve().parents[2])
-
-
-def test_crop_sample_span():
-  first, last = sampler.crop_sample_span(10.0, 8.0, 4)  # pixels 2 wide: centres 11, 13, 15, 17
-  assert (first, last) == (10.5, 16.5)  # ... minus 0.5 in index space
-  first, last = sampler.crop_sample_span(np.float32(3.0), np.float32(5.0), 1)
-  assert first == last == 5.0
-
-
-def test_crop_geometry_matches_reference():
-  tf = pytest.importorskip("tensorflow")
-  rng = np.random.default_rng(0)
-  h, w = 37, 53
-  image = rng.uniform(0, 255, (h, w, 3)).astype(np.float32)
-  regions = [  # x0, y0, width, height, out_h, out_w
-      (5.3, 7.1, 20.0, 20.0, 16, 16),  # inside, upsampled a little
-      (-12.5, -4.25, 40.0, 40.0, 24, 24),  # partly outside: zero padding
-      (0.0, 0.0, w, h, 32, 32),  # the whole frame, anisotropic (language-only mode)
-      (10.0, 3.0, 9.0, 30.0, 7, 11),  # downsampled on one axis
-      (20.2, 15.7, 4.0, 4.0, 1, 1),
-  ]
-  for x0, y0, cw, ch, oh, ow in regions:
-    box = sampler.crop_and_resize_box(x0, y0, cw, ch, oh, ow, h, w)
-    got = tf.image.crop_and_resize(image[None], np.array([box], np.float32), [0], [oh, ow],
-                                   method="bilinear", extrapolation_value=0.0)[0].numpy()
-    want = sampler.bilinear_crop_reference(image, x0, y0, cw, ch, oh, ow)
-    assert np.abs(got - want).max() < 1e-3, (x0, y0, cw, ch)
-  # Any 1-pixel shift of the convention would be caught.
-  shifted = sampler.bilinear_crop_reference(image, 5.8, 7.1, 20.0, 20.0, 16, 16)
-  assert np.abs(shifted - sampler.bilinear_crop_reference(image, 5.3, 7.1, 20.0, 20.0, 16,
-                                                          16)).max() > 1.0
