@@ -221,4 +221,8 @@ def base_config() -> ml_collections.ConfigDict:
   # target 1.8 MB, a 384x384 one 0.4 MB), but a compilation per window size (sides in 128 * 1, 2,
   # 3, 4, 6, 8, ...). For accelerators fed over PCIe; a CPU gains nothing from it.
   e.search_window = False
+  # The cross-attentions' implementation when tracking (lgtrack_jax/tracking/kernels.py): 'folded'
+  # (the projections folded through the few text tokens or queries, CPU-tuned) or 'clear' (the
+  # model's own form, as trained). The same function up to float rounding.
+  e.cross_attention = "folded"
   return c

@@ -1,45 +1,26 @@
-"""Cross-attention between a long and a short token set, with the projections folded through the
-short side.
+"""Cross-attention of one token set over another (EMIM, both directions; the decoder's query over
+the search tokens), with the parameters of `nn.MultiHeadDotProductAttention`.
 
-LGTrack's cross-attentions pair hundreds of vision tokens with a sentence of a few text tokens
-(EMIM, both directions) or one query with the search tokens (decoder). Projecting every vision
-token through a D x D query, key, value or output matrix then costs far more than the attention.
-Per head h, with Wq_h, Wk_h, Wv_h [D, Dh] and Wo_h [Dh, D]:
+The module owns the parameters and the clear form of the function (`attend`). A caller may swap
+in another implementation of the same function through `kernel` (flax's `attention_fn` idea, one
+level up: the projections are included); the tracker does, with the folded forms of
+`lgtrack_jax/tracking/kernels.py`, selected by `eval.cross_attention`.
 
-  few keys (Nk):    logits_h = x_q (Wq_h k_h^T) + bq_h k_h^T    out = sum_h a_h (v_h Wo_h) + bo
-  few queries (Nq): logits_h = (q_h Wk_h^T) x_kv^T               o_h = (a_h x_kv) Wv_h + bv_h
+A key side (`key_side`, or the module called with x_q None) is what the attention computes from
+x_kv alone, before any query comes in: the tracker computes it once per sequence where x_kv is the
+sentence. Its arrays, whatever the kernel, hold the keys on axis 1, so `cut_keys` serves all.
 
-so that the long side meets only [D, H * N_short] matrices built from the short side. Wo holds
-its heads as row blocks ([H, Dh, D]), so `v_h Wo_h` is a product batched over heads with Wo as
-stored. Wq, Wk and Wv hold theirs as column blocks ([D, H, Dh]): batched over heads, XLA would
-transpose the D x D weight on every call, which on a CPU costs more than the product (1.2-1.9 ms a
-weight in the tracker). Two ways round that:
-  - inference (`LGTracker`): `kernels_by_head` makes heads-major copies ([H, D, Dh]) once, in the
-    BY_HEAD variable collection, and the folds take them per head;
-  - without them (training, or any caller that does not make them): the weights enter their
-    products as the 2-D matrices they are stored as, and the short side is laid out
-    block-diagonally (H times the multiply-adds of those products, still small).
-
-The module takes the cheapest of the three forms (`fold_costs`) from the static shapes: with a
-sentence cut to 8 tokens (the tracker), H = 12 and D = 768, over 320 vision tokens, EMIM's
-language-to-vision direction (few keys) costs 0.30x the plain form and vision-to-language (few
-queries) 0.43x, before the heads-major kernels; at 40 text tokens (training) the plain form is
-cheaper.
-
-The key bias bk is left out of every form: it adds the same logit to all keys of a query, which
-softmax ignores. (Its gradient is then exactly 0, where flax's is rounding noise that Adam would
-blow up to lr-sized random steps.)
-
-The parameters are those of `nn.MultiHeadDotProductAttention` (query / key / value / out, same
-shapes, names and initialisers), and the function is the same up to float rounding, so
-checkpoints move freely between the two.
+The key bias bk is left out: it adds the same logit to all keys of a query, which softmax ignores.
+(Its gradient is then exactly 0, where flax's is rounding noise that Adam would blow up to
+lr-sized random steps.) The parameter stays, so checkpoints move freely between this module and
+flax's.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -47,8 +28,20 @@ import jax.numpy as jnp
 
 from lgtrack_jax.models import layers
 
-FOLDS = ("auto", "none", "keys", "queries")
-BY_HEAD = "kernels_by_head"  # the variable collection of heads-major Wq, Wk, Wv (inference)
+KeySide = dict[str, jnp.ndarray]
+
+
+class Weights(NamedTuple):
+  """The projections in the compute dtype: query/key/value kernels [D, H, Dh] and biases [H, Dh]
+  (the key bias is not used, see the module docstring), out kernel [H, Dh, D] and bias [D]."""
+
+  wq: jnp.ndarray
+  bq: jnp.ndarray
+  wk: jnp.ndarray
+  wv: jnp.ndarray
+  bv: jnp.ndarray
+  wo: jnp.ndarray
+  bo: jnp.ndarray
 
 
 class _Projection(nn.Module):
@@ -69,168 +62,93 @@ class _Projection(nn.Module):
     return kernel, bias
 
 
-def fold_costs(nq: int, nk: int, d: int, heads: int) -> dict[str, int]:
-  """Multiply-adds of each form for one example, as computed without BY_HEAD kernels
-  (block-diagonal short side against Wq, Wk and Wv; per head against Wo). With them the folds
-  cost less still, so the choice stands."""
-  return {
-      "none": 2 * (nq + nk) * d * d + 2 * nq * nk * d,
-      "keys": 3 * nk * d * d + heads * nk * d * d + 2 * nq * heads * nk * d,
-      "queries": 2 * nq * d * d + 2 * heads * nq * d * d + 2 * nq * heads * nk * d,
-  }
+def einsum_for(dtype: Any) -> Callable:
+  """`jnp.einsum` under the dtype policy: 16-bit products accumulate in float32."""
+  return functools.partial(jnp.einsum, _dot_general=layers.dot_general_for(dtype)
+                           or jax.lax.dot_general)
+
+
+def accumulation_dtype(dtype: Any) -> jnp.dtype:
+  """float32 for 16-bit dtypes, else the dtype itself (float64 stays exact)."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
+def softmax(logits: jnp.ndarray, mask: jnp.ndarray | None, dtype: Any) -> jnp.ndarray:
+  """Softmax over the last axis in `accumulation_dtype`, masked like flax (a fully masked row is
+  uniform) -> `dtype`."""
+  acc = accumulation_dtype(dtype)
+  logits = logits.astype(acc)
+  if mask is not None:
+    logits = jnp.where(mask, logits, jnp.finfo(acc).min)
+  return jax.nn.softmax(logits, axis=-1).astype(dtype)
+
+
+def key_side(w: Weights, x_kv: jnp.ndarray) -> KeySide:
+  """The clear form's key side: x_kv [B, Nk, D] -> {k, v: [B, Nk, H, Dh]}."""
+  einsum = einsum_for(x_kv.dtype)
+  return {"k": einsum("bkd,dhe->bkhe", x_kv, w.wk),
+          "v": einsum("bkd,dhe->bkhe", x_kv, w.wv) + w.bv}
+
+
+def attend(module: CrossAttention, w: Weights, x_q: jnp.ndarray | None,
+           x_kv: jnp.ndarray | None, mask: jnp.ndarray | None, keys: KeySide | None):
+  """The clear form, the default `kernel`: queries, keys and values projected, softmax, out.
+  Arguments as `CrossAttention.__call__`'s, after its checks and casts."""
+  if keys is None:
+    keys = key_side(w, x_kv)
+  if x_q is None:
+    return keys
+  b, nq, d = x_q.shape
+  einsum = einsum_for(module.dtype)
+  scale = jnp.asarray(w.wq.shape[-1] ** -0.5, module.dtype)
+  q = (einsum("bqd,dhe->bqhe", x_q, w.wq) + w.bq) * scale
+  k, v = keys["k"].astype(module.dtype), keys["v"].astype(module.dtype)
+  a = softmax(einsum("bqhe,bkhe->bhqk", q, k), mask, module.dtype)
+  o = einsum("bhqk,bkhe->bqhe", a, v).reshape(b, nq, d)
+  return einsum("bqc,cf->bqf", o, w.wo.reshape(d, d)) + w.bo
 
 
 class CrossAttention(nn.Module):
   """Multi-head attention of queries x_q [B, Nq, D] over x_kv [B, Nk, D], mask broadcastable to
-  [B, H, Nq, Nk] (True: attend) -> [B, Nq, D] of `dtype`; see the module docstring.
+  [B, H, Nq, Nk] (True: attend) -> [B, Nq, D] of `dtype`. For 16-bit dtypes, products accumulate
+  in float32 and the softmax runs in float32, as in `layers.Attention`.
 
-  `fold`: 'auto' (the cheapest form for the shapes), 'none', 'keys' or 'queries'. For 16-bit
-  dtypes, products accumulate in float32 and the softmax runs in float32, as in `layers.Attention`.
+  `kernel`: the implementation, `kernel(module, weights, x_q, x_kv, mask, keys)` (`attend`'s
+  signature): None for `attend`; the tracker's are in tracking/kernels.py.
   """
 
   num_heads: int
   dtype: Any = jnp.float32
-  fold: str = "auto"
+  kernel: Callable | None = None
 
   @nn.compact
   def __call__(self, x_q: jnp.ndarray | None, x_kv: jnp.ndarray | None,
-               mask: jnp.ndarray | None = None, keys: dict[str, jnp.ndarray] | None = None):
-    """`keys`: the key side of the "keys" fold, computed earlier by a call with x_q None (then
-    the return value: {kq [B, D, H, Nk], kbias [B, H, Nk], vo [B, H, Nk, D]}), in place of
+               mask: jnp.ndarray | None = None, keys: KeySide | None = None):
+    """`keys`: a key side computed earlier by a call with x_q None (which returns it) in place of
     x_kv. The key side depends on x_kv alone, so a tracker computes it once per sequence where
     x_kv is the sentence's (`LGTrack.condition`); `cut_keys` keeps its first keys."""
-    if self.fold not in FOLDS:
-      raise ValueError(f"fold={self.fold!r}: expected one of {FOLDS}")
     if (x_kv is None) == (keys is None) or (x_q is None and keys is not None):
       raise ValueError("give two of x_q, x_kv and keys: x_q and x_kv (attention), x_kv alone "
                        "(its key side), or x_q and keys (attention over a key side)")
-    if x_q is None:  # the key side alone: no queries, so only the key-side shapes
-      b, nk, d = x_kv.shape
-      nq = None
-    else:
-      b, nq, d = x_q.shape
-      nk = x_kv.shape[1] if keys is None else keys["kbias"].shape[-1]
+    d = (x_kv if x_q is None else x_q).shape[-1]
     h = self.num_heads
     if d % h:
       raise ValueError(f"width {d} is not divisible by num_heads={h}")
     dh = d // h
     params = {name: _Projection((d,), (h, dh), name=name)() for name in ("query", "key", "value")}
     params["out"] = _Projection((h, dh), (d,), name="out")()
-    dt = self.dtype
     (wq, bq), (wk, _), (wv, bv), (wo, bo) = (
-        (kernel.astype(dt), bias.astype(dt)) for kernel, bias in
+        (kernel.astype(self.dtype), bias.astype(self.dtype)) for kernel, bias in
         (params["query"], params["key"], params["value"], params["out"]))
-    x_q, x_kv = (None if x is None else x.astype(dt) for x in (x_q, x_kv))
-    einsum = functools.partial(jnp.einsum, _dot_general=layers.dot_general_for(dt)
-                               or jax.lax.dot_general)
-    # For the products of a weight with a block-diagonal operand: `layers.dot_acc32`'s bf16
-    # backward products fail on XLA:CPU there (its barrier is bypassed: no bf16 x bf16 = f32
-    # kernel for the layout XLA then picks), so these keep JAX's own float32 backward.
-    einsum_f32 = lambda *args: jnp.einsum(*args, preferred_element_type=jnp.float32).astype(dt)
-    scale = jnp.asarray(dh ** -0.5, dt)
-    fold = self.fold
-    if x_q is None or keys is not None:
-      if fold not in ("auto", "keys"):
-        raise ValueError(f"a key side is the 'keys' fold's; this module's fold is {fold!r}")
-      fold = "keys"
-    elif fold == "auto":
-      costs = fold_costs(nq, nk, d, h)
-      fold = min(costs, key=costs.get)
-    if mask is not None and nq is not None:
-      mask = jnp.broadcast_to(mask, (b, h, nq, nk))
-
-    def softmax(logits):  # [B, H, Nq, Nk] over the keys; float32, masked like flax
-      logits = logits.astype(jnp.float32)
-      if mask is not None:
-        logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
-      return jax.nn.softmax(logits, axis=-1).astype(dt)
-
-    # The weights as the 2-D matrices they are stored as ([D, H * Dh], [H * Dh, D]); see above.
-    w2 = {name: w.reshape(d, h * dh) for name, w in (("query", wq), ("key", wk), ("value", wv))}
-    wo2 = wo.reshape(h * dh, d)
-    eye = jnp.eye(h, dtype=dt)
-    # Inference: Wq, Wk, Wv heads-major ([H, D, Dh]) in the BY_HEAD collection, made once by
-    # `kernels_by_head`; the folds then take them per head (see the module docstring).
-    by_head = None
-    if not self.is_initializing() and (self.is_mutable_collection(BY_HEAD)
-                                       or self.has_variable(BY_HEAD, "query_kernel")):
-      # (Variables named after the kernels: the names "query" etc. are the submodules'.)
-      by_head = {name: self.variable(BY_HEAD, f"{name}_kernel",
-                                     lambda w=w: w.transpose(1, 0, 2)).value
-                 for name, w in (("query", wq), ("key", wk), ("value", wv))}
-      by_head = {name: w.astype(dt) for name, w in by_head.items()}
-
-    def block_diag(t):  # [B, N, H, Dh] -> [B, H * Dh, H * N]: head h's block is t[:, :, h]^T
-      n = t.shape[1]
-      blocks = t.transpose(0, 2, 3, 1)[:, :, :, None, :] * eye[:, None, :, None]
-      return blocks.reshape(b, h * dh, h * n)
-
-    def per_head(name, t):  # t [B, N, H, Dh] -> [B, D, H * N]: head h's block is W_h t_h^T
-      if by_head is None:
-        return einsum_f32("dc,bcm->bdm", w2[name], block_diag(t))
-      n = t.shape[1]
-      out = einsum("hde,hem->hdm", by_head[name], t.transpose(2, 3, 0, 1).reshape(h, dh, b * n))
-      return out.reshape(h, d, b, n).transpose(2, 1, 0, 3).reshape(b, d, h * n)
-
-    if fold == "keys":
-      if keys is None:
-        k = einsum("bkd,dc->bkc", x_kv, w2["key"]).reshape(b, nk, h, dh) * scale
-        v = (einsum("bkd,dc->bkc", x_kv, w2["value"]) + bv.reshape(-1)).reshape(b, nk, h, dh)
-        # Wo's head blocks are its rows: a product batched over heads takes Wo as stored. The
-        # batch of sequences joins the rows ([H, B * Nk, Dh] x [H, Dh, D]), the product layout
-        # XLA:CPU has a bf16 x bf16 = f32 kernel for, forward and backward.
-        vo = einsum("hme,hef->hmf", v.transpose(2, 0, 1, 3).reshape(h, b * nk, dh), wo)
-        keys = {
-            "kq": per_head("query", k).reshape(b, d, h, nk),
-            "kbias": (k.astype(jnp.float32) * bq.astype(jnp.float32)).sum(-1).astype(dt
-                                                                             ).transpose(0, 2, 1),
-            "vo": vo.reshape(h, b, nk, d).transpose(1, 0, 2, 3),
-        }
-        if x_q is None:
-          return keys
-      kq = keys["kq"].astype(dt).reshape(b, d, h * nk)
-      kbias = keys["kbias"].astype(dt).reshape(b, 1, h * nk)
-      vo = keys["vo"].astype(dt).reshape(b, h * nk, d)
-      logits = einsum("bqd,bdm->bqm", x_q, kq) + kbias
-      a = softmax(logits.reshape(b, nq, h, nk).transpose(0, 2, 1, 3))  # [B, H, Nq, Nk]
-      return einsum("bqm,bmf->bqf", a.transpose(0, 2, 1, 3).reshape(b, nq, h * nk), vo) + bo
-    if fold == "queries":
-      q = (einsum("bqd,dc->bqc", x_q, w2["query"]) + bq.reshape(-1)).reshape(b, nq, h, dh) * scale
-      qk = per_head("key", q)  # [B, D, H * Nq]
-      # The product with x_kv's rows ([B, Nk, H * Nq], as the "keys" fold's logits), then
-      # transposed: XLA:CPU runs "bdm,bkd->bmk" at half the speed (0.75 against 0.38 ms at
-      # EMIM's shapes, transpose included).
-      a = softmax(einsum_f32("bkd,bdm->bkm", x_kv, qk).transpose(0, 2, 1).reshape(b, h, nq, nk))
-      ax = einsum("bmk,bkd->bmd", a.reshape(b, h * nq, nk), x_kv)  # [B, H * Nq, D]
-      if by_head is None:  # every head's Wv, keep each head's own block
-        full = einsum("bmd,dc->bmc", ax, w2["value"]).reshape(b, h, nq, h, dh)
-        o = jnp.diagonal(full, axis1=1, axis2=3).transpose(0, 1, 3, 2)  # [B, Nq, H, Dh]
-      else:
-        ax = ax.reshape(b, h, nq, d).transpose(1, 0, 2, 3).reshape(h, b * nq, d)
-        o = einsum("hmd,hde->hme", ax, by_head["value"])
-        o = o.reshape(h, b, nq, dh).transpose(1, 2, 0, 3)
-      o = o + bv
-      return einsum("bqc,cf->bqf", o.reshape(b, nq, h * dh), wo2) + bo
-    q = (einsum("bqd,dhe->bqhe", x_q, wq) + bq) * scale
-    k = einsum("bkd,dhe->bkhe", x_kv, wk)
-    v = einsum("bkd,dhe->bkhe", x_kv, wv) + bv
-    a = softmax(einsum("bqhe,bkhe->bhqk", q, k))
-    return einsum("bqc,cf->bqf", einsum("bhqk,bkhe->bqhe", a, v).reshape(b, nq, d), wo2) + bo
+    x_q, x_kv = (None if x is None else x.astype(self.dtype) for x in (x_q, x_kv))
+    if mask is not None and x_q is not None:
+      nk = x_kv.shape[1] if keys is None else jax.tree.leaves(keys)[0].shape[1]
+      mask = jnp.broadcast_to(mask, (x_q.shape[0], h, x_q.shape[1], nk))
+    return (self.kernel or attend)(self, Weights(wq, bq, wk, wv, bv, wo, bo), x_q, x_kv, mask,
+                                   keys)
 
 
-def cut_keys(keys: dict[str, jnp.ndarray], n: int) -> dict[str, jnp.ndarray]:
-  """A key side (`CrossAttention` with x_q None) of the first n keys: the same as the key side of
-  x_kv[:, :n], since each key's entries depend on that key alone."""
-  return {"kq": keys["kq"][..., :n], "kbias": keys["kbias"][..., :n],
-          "vo": keys["vo"][:, :, :n]}
-
-
-def kernels_by_head(apply_fn: Callable, variables: dict, *args, **kwargs) -> dict:
-  """The BY_HEAD collection of every CrossAttention in a model: `apply_fn(variables, *args,
-  mutable=[BY_HEAD], **kwargs)` run once, jitted (XLA keeps only the transposes of the kernels,
-  so any inputs of the right structure will do). Pass it with the params,
-  `{"params": ..., BY_HEAD: ...}`, for inference only: gradients do not reach Wq, Wk and Wv
-  through these copies."""
-  # A model without cross-attentions (OSTrack) has an empty collection.
-  return jax.jit(lambda v: apply_fn(v, *args, mutable=[BY_HEAD], **kwargs)[1].get(BY_HEAD, {}))(
-      variables)
+def cut_keys(keys: KeySide, n: int) -> KeySide:
+  """A key side of the first n keys: the same as the key side of x_kv[:, :n], since each key's
+  entries depend on that key alone (every kernel keeps the keys on axis 1)."""
+  return {name: a[:, :n] for name, a in keys.items()}

@@ -8,7 +8,7 @@ are then modulated by the output query: Fx' = Fx + Fx * q_out (JointNLT).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -23,6 +23,7 @@ class DecoderLayer(nn.Module):
 
   num_heads: int
   dtype: Any = jnp.float32
+  cross_attention_kernel: Callable | None = None  # `CrossAttention.kernel`
 
   @nn.compact
   def __call__(self, q, q_pos, memory, memory_mask):
@@ -31,8 +32,9 @@ class DecoderLayer(nn.Module):
       y = ln("norm1")(q) + q_pos
       q = q + layers.Attention(self.num_heads, self.dtype, "self_attn")(y, y)
     y = ln("norm2")(q) + q_pos
-    q = q + CrossAttention(self.num_heads, self.dtype, name="cross_attn")(
-        y, memory, memory_mask[:, None, None, :] > 0)
+    cross = CrossAttention(self.num_heads, self.dtype, self.cross_attention_kernel,
+                           name="cross_attn")
+    q = q + cross(y, memory, memory_mask[:, None, None, :] > 0)
     return q + Mlp(4 * q.shape[-1], dtype=self.dtype, name="mlp")(ln("norm3")(q))
 
 
@@ -51,6 +53,7 @@ class JointQueryDecoder(nn.Module):
   num_queries: int = 1
   attend_text: bool = True
   dtype: Any = jnp.float32
+  cross_attention_kernel: Callable | None = None  # `CrossAttention.kernel`
 
   @nn.compact
   def __call__(self, g_v, g_l, search, text, text_mask, search_mask=None):
@@ -68,7 +71,8 @@ class JointQueryDecoder(nn.Module):
       memory_mask = jnp.concatenate([memory_mask, text_mask.astype(jnp.int32)], axis=1)
     q = q0
     for i in range(self.num_layers):
-      q = DecoderLayer(self.num_heads, dtype=self.dtype, name=f"layers_{i}")(
+      q = DecoderLayer(self.num_heads, self.dtype, self.cross_attention_kernel,
+                       name=f"layers_{i}")(
           q, q0, memory, memory_mask)
     q_out = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="norm")(q)
     fx_mod = fx + fx * q_out.mean(axis=1, keepdims=True)

@@ -9,12 +9,12 @@ Inserted before selected ViT blocks. Per call:
   3. global modulation: v = v + tanh(alpha_gm) * v * (W g_l + b), g_l the sentence vector.
 Samples without text (mode 0) pass through unchanged: every language term is multiplied by
 `has_text`, and text padding is masked in every attention. Both attentions pair the vision tokens
-with a few text tokens, and fold their projections through the text side (`CrossAttention`).
+with a few text tokens; the tracker computes them with the folded kernels of tracking/kernels.py.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -41,15 +41,16 @@ class EMIM(nn.Module):
   bidirectional: bool = True
   global_modulation: bool = True
   dtype: Any = jnp.float32
+  cross_attention_kernel: Callable | None = None  # `CrossAttention.kernel`
 
   def setup(self):
     ln = lambda: nn.LayerNorm(epsilon=1e-6, dtype=self.dtype)
     self.alpha_ca = self.param("alpha_ca", nn.initializers.zeros, ())
     self.norm_v = ln()
-    self.lang_to_vision = CrossAttention(self.num_heads, self.dtype)
+    self.lang_to_vision = CrossAttention(self.num_heads, self.dtype, self.cross_attention_kernel)
     if self.bidirectional:
       self.norm_t, self.norm_v2, self.norm_t2 = ln(), ln(), ln()
-      self.vision_to_lang = CrossAttention(self.num_heads, self.dtype)
+      self.vision_to_lang = CrossAttention(self.num_heads, self.dtype, self.cross_attention_kernel)
       self.text_mlp = Mlp(int(self.width * self.mlp_ratio), dtype=self.dtype)
     if self.global_modulation:
       self.alpha_gm = self.param("alpha_gm", nn.initializers.zeros, ())

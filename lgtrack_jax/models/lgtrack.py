@@ -40,6 +40,7 @@ text inputs are ignored, and `text_embed`, `logit_scale` and `vision_tokens` are
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -139,6 +140,9 @@ class LGTrack(nn.Module):
   config: ml_collections.FrozenConfigDict
   template_grid: tuple[int, int]
   search_grid: tuple[int, int]
+  # The implementation of every cross-attention (`CrossAttention.kernel`): None, the clear form
+  # (training); the tracker passes its own (tracking/kernels.py, `eval.cross_attention`).
+  cross_attention_kernel: Callable | None = None
 
   def setup(self):
     c = self.config
@@ -169,12 +173,15 @@ class LGTrack(nn.Module):
     if any(not 0 <= i < c.depth for i in c.emim.layers):
       raise ValueError(f"model.emim.layers={c.emim.layers} must index ViT blocks 0..{c.depth - 1}")
     self.emims = [EMIM(c.emim.num_heads, d, c.emim.mlp_ratio, c.emim.bidirectional,
-                       c.emim.global_modulation, dtype=dtype) for _ in c.emim.layers]
+                       c.emim.global_modulation, dtype=dtype,
+                       cross_attention_kernel=self.cross_attention_kernel)
+                  for _ in c.emim.layers]
     self.norm = nn.LayerNorm(epsilon=1e-6, dtype=dtype)
     if c.decoder.num_layers:
       self.decoder = JointQueryDecoder(c.decoder.num_layers, c.decoder.hidden_size,
                                        c.decoder.num_heads, c.decoder.num_queries,
-                                       c.decoder.attend_text, dtype=dtype)
+                                       c.decoder.attend_text, dtype=dtype,
+                                       cross_attention_kernel=self.cross_attention_kernel)
     self.head = head_lib.CenterHead(c.head.channels, c.head.num_convs, dtype=dtype,
                                     conv=c.conv, taper=c.head.taper, norm=c.head.norm)
     if c.language:

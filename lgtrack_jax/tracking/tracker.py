@@ -52,11 +52,12 @@ import numpy as np
 
 from lgtrack_jax import flops
 from lgtrack_jax.models import layers, lgtrack
-from lgtrack_jax.models.cross_attention import BY_HEAD, cut_keys, kernels_by_head
+from lgtrack_jax.models.cross_attention import cut_keys
 from lgtrack_jax.models.head import argmax_cells
 from lgtrack_jax.ops import boxes as box_ops
 from lgtrack_jax.ops import crop
 from lgtrack_jax.ops.window import hann2d, windowed_scores
+from lgtrack_jax.tracking import kernels
 
 MODES = {"bbox": 0, "nl": 2, "nl_bbox": 2}
 
@@ -166,11 +167,14 @@ class LGTracker:
 
   def __init__(self, model: lgtrack.LGTrack, params, config: ml_collections.ConfigDict,
                tokenize: Callable | None):
+    # The cross-attentions run the tracker's kernels (`eval.cross_attention`, tracking/kernels.py).
+    model = model.clone(cross_attention_kernel=kernels.cross_attention_kernel(
+        config.eval.cross_attention))
     self.model = model
     # Inference only: the matmul weights in the compute dtype once, not cast again every frame,
-    # and the cross-attentions' query/key/value kernels heads-major once (their folds' layout).
+    # and the folded kernels' query/key/value weights heads-major once (their layout).
     self.params = layers.cast_kernels(params, config.model.dtype)
-    self.variables = {"params": self.params, BY_HEAD: kernels_by_head(
+    self.variables = {"params": self.params, kernels.BY_HEAD: kernels.kernels_by_head(
         model.apply, {"params": self.params}, **lgtrack.dummy_inputs(config))}
     self.config = config
     self.tokenize = tokenize
