@@ -14,12 +14,11 @@ error (bad data, a checkpoint of another config, a directory in use, ...) is one
 `eval.py: error: ...`, and exit status 2.
 """
 
-import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from lgtrack_jax import modes
+from lgtrack_jax import cli, modes
 from lgtrack_jax.training import distributed
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (get_config).",
@@ -79,13 +78,6 @@ def _parse_shard(value: str | None) -> tuple[int, int] | None:
   return int(index), int(count)
 
 
-def _fail(error: BaseException) -> None:
-  # One line whatever the message holds: logs and scripts read stderr line by line.
-  line = "; ".join(part.strip() for part in str(error).splitlines() if part.strip())
-  print(f"eval.py: error: {line or type(error).__name__}", file=sys.stderr)
-  sys.exit(2)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -93,7 +85,7 @@ def main(argv):
   try:
     record = _evaluate()
   except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
-    _fail(e)  # the project's user errors (DataError is a ValueError): no traceback
+    cli.fail("eval.py", e)  # the project's user errors (DataError is a ValueError): no traceback
   if record is not None:
     _print(record)
 
@@ -128,4 +120,4 @@ def _print(record: dict) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.flags_parser("eval.py", _CONFIG))

@@ -33,7 +33,7 @@ import av
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lgtrack_jax import modes
+from lgtrack_jax import cli, modes
 from lgtrack_jax.modes import Mode
 from lgtrack_jax.tracking import video
 
@@ -62,28 +62,10 @@ class _UserError(Exception):
   """Bad arguments: reported as one line, status 2."""
 
 
-def _fail(message: str) -> None:
-  # One line whatever the message holds: the caller's logs and scripts read stderr line by line.
-  line = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
-  print(f"{_PROG}: error: {line}", file=sys.stderr)
-  sys.exit(2)
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-  try:
-    rest = flags.FLAGS(argv)
-    if flags.FLAGS["verbosity"].using_default_value:
-      # Orbax logs each restore at INFO (app.run's default): noise around the progress bar.
-      flags.FLAGS.verbosity = logging.WARNING
-    if _CONFIG.value is not None:
-      _CONFIG.value.get("eval")  # config_flags defers a config file's load error to first use
-  except OSError as e:  # its last line says why: no such file, a syntax error, ...
-    _fail(f"--config: {str(e.__cause__ or e).strip().splitlines()[-1].strip()}")
-  except flags.Error as e:
-    _fail(e)
-  except (AttributeError, KeyError) as e:
-    _fail(f"a --config.* override names no field of the config: {e}")
-  return rest
+def _quiet_orbax() -> None:
+  if flags.FLAGS["verbosity"].using_default_value:
+    # Orbax logs each restore at INFO (app.run's default): noise around the progress bar.
+    flags.FLAGS.verbosity = logging.WARNING
 
 
 def parse_box(text: str, base: int = 0) -> tuple[float, float, float, float]:
@@ -197,12 +179,12 @@ def _config_arg() -> str:
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
-    _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.fail(_PROG, f"unexpected arguments: {' '.join(argv[1:])}")
   try:
     summary = _run()
   except (_UserError, FileNotFoundError, NotADirectoryError, PermissionError, ValueError,
           av.FFmpegError) as e:
-    _fail(e)
+    cli.fail(_PROG, e)
   speed = f", {summary['fps']:.1f} frames/s" if summary["fps"] else ""
   print(f"{summary['frames']} frames ({summary['mode']}){speed} -> {summary['out']}, "
         f"{summary['boxes']}, {summary['summary']}")
@@ -211,4 +193,4 @@ def main(argv: list[str]) -> None:
 if __name__ == "__main__":
   # transformers warns at import that PyTorch is absent (only its tokenizers are used).
   os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=cli.flags_parser(_PROG, _CONFIG, after=_quiet_orbax))

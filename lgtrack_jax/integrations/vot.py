@@ -31,6 +31,8 @@ from typing import Any
 from absl import app, flags
 import numpy as np
 
+from lgtrack_jax import cli
+
 PROG = "lgtrack_jax.integrations.vot"
 _FRAME_FOLDERS = ("color",)  # a VOT workspace keeps a sequence's frames in <sequence>/color/
 
@@ -205,8 +207,7 @@ def main(argv: list[str], flag_values: dict[str, Any]) -> None:
       raise ValueError(f"unexpected arguments: {argv[1:]}")
     run(**{name: flag.value for name, flag in flag_values.items()})
   except (ValueError, FileNotFoundError, ImportError, ConnectionError) as e:
-    print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
-    sys.exit(1)
+    cli.fail(PROG, e, status=1)
 
 
 if __name__ == "__main__":

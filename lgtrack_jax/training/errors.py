@@ -13,8 +13,3 @@ class ConfigError(TrainingError, ValueError):
 
 class NonFiniteError(TrainingError, FloatingPointError):
   """Loss, gradients or params became NaN or infinite; nothing non-finite was saved."""
-
-
-def one_line(error: BaseException | str) -> str:
-  """The message on one line (its lines joined by '; '): logs and scripts read stderr by line."""
-  return "; ".join(part.strip() for part in str(error).splitlines() if part.strip())
