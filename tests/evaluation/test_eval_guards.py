@@ -136,6 +136,9 @@ def test_cli_errors_are_one_line_and_create_nothing(data_root, workdir, tmp_path
   line = cli(f"--checkpoint={typo}", f"--results_dir={out}")
   assert line == f"eval.py: error: checkpoint directory {typo} does not exist"
   assert not typo.exists() and not out.exists()
+  line = cli(f"--checkpoint={workdir}", "--config.eval.windw=0.4")  # a flag error (cli.py)
+  assert line.startswith("eval.py: error: a --config.* override names no field of the config: "
+                         "'windw'") and '"window"' in line
 
 
 def test_failed_start_leaves_no_run_json(data_root, workdir, tmp_path):
