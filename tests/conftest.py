@@ -81,13 +81,14 @@ def config() -> ml_collections.ConfigDict:
   return micro_config()
 
 
-def make_micro_workdir(path: str, step: int = 3) -> str:
-  """A train workdir at `path` holding a freshly initialised checkpoint of the micro model."""
+def make_micro_workdir(path: str, step: int = 3, config=None) -> str:
+  """A train workdir at `path` holding a freshly initialised checkpoint of `config`'s model
+  (default: the micro config)."""
   # pylint: disable=import-outside-toplevel
   from lgtrack_jax.models import lgtrack
   from lgtrack_jax import checkpoint as ckpt_lib
   from lgtrack_jax.training import optim, sharding, state as state_lib
-  config = micro_config()
+  config = micro_config() if config is None else config
   model = lgtrack.build_model(config)
   params = lgtrack.param_shapes(config)
   tx, _ = optim.make_optimizer(config, params)

@@ -36,11 +36,10 @@ import pytest
 
 from input_pipeline import sources, synthetic
 from lgtrack_jax.evaluation import results, runner
-from lgtrack_jax.models import lgtrack
 from lgtrack_jax import checkpoint as ckpt_lib
-from lgtrack_jax.training import config_record, distributed, optim, sharding
-from lgtrack_jax.training import state as state_lib
-from tests.conftest import micro_config, write_micro_config_file, xla_flags_with_cpu_devices
+from lgtrack_jax.training import config_record, distributed
+from tests.conftest import (make_micro_workdir, micro_config, write_micro_config_file,
+                            xla_flags_with_cpu_devices)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_PROCESSES = 2
@@ -289,18 +288,6 @@ def test_sigterm_to_one_process_saves_the_same_step_on_both(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
-def _fresh_checkpoint(config, workdir: str) -> None:
-  """A train workdir holding the micro model's freshly initialised state (step 3)."""
-  model = lgtrack.build_model(config)
-  shapes = lgtrack.param_shapes(config)
-  tx, _ = optim.make_optimizer(config, shapes)
-  state, _ = state_lib.create_state(model, tx, sharding.make_mesh(config), config,
-                                    jax.random.key(0))
-  ckpt = ckpt_lib.Checkpointer(workdir, async_save=False)
-  ckpt.save(3, state, {"step": 3, "next_sample": 0})
-  ckpt.close()
-
-
 @pytest.mark.parametrize("tracker", ["static", pytest.param("lgtrack", marks=pytest.mark.slow)])
 def test_eval_py_on_two_processes_scores_like_one_process(tmp_path, tracker):
   """`eval.py` on 2 processes: each tracks its share of the 3 sequences (lgtrack: with the
@@ -317,7 +304,7 @@ def test_eval_py_on_two_processes_scores_like_one_process(tmp_path, tracker):
     (tmp_path / "micro.py").write_text("from tests.conftest import micro_config\n"
                                        "def get_config(arg=None):\n  return micro_config()\n")
     checkpoint = str(tmp_path / "train")
-    _fresh_checkpoint(config, checkpoint)
+    make_micro_workdir(checkpoint, config=config)
     extra = [f"--checkpoint={checkpoint}"]
   coordinator = f"127.0.0.1:{_free_port()}"
   workers = _Processes(
