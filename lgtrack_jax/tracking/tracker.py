@@ -54,12 +54,11 @@ from lgtrack_jax import flops
 from lgtrack_jax.models import layers, lgtrack
 from lgtrack_jax.models.cross_attention import cut_keys
 from lgtrack_jax.models.head import argmax_cells
+from lgtrack_jax.modes import Mode
 from lgtrack_jax.ops import boxes as box_ops
 from lgtrack_jax.ops import crop
 from lgtrack_jax.ops.window import hann2d, windowed_scores
 from lgtrack_jax.tracking import kernels
-
-MODES = {"bbox": 0, "nl": 2, "nl_bbox": 2}
 
 
 @dataclasses.dataclass
@@ -86,8 +85,7 @@ def check_request(mode: str, init_box, sentence: str | None, language: bool = Tr
                   name: Any = None) -> None:
   """Raises ValueError when `mode` cannot run with this initial box / sentence (`language`:
   whether the model has a language branch, `model.language`); `name` names the sequence."""
-  if mode not in MODES:
-    raise ValueError(f"mode={mode!r}: expected one of {sorted(MODES)}")
+  Mode.parse(mode)
   if mode != "bbox" and not language:
     raise ValueError(f"mode={mode!r} needs a sentence, and this config has no language branch "
                      "(model.language=False): use mode 'bbox'")
@@ -343,7 +341,7 @@ class LGTracker:
     if not mask[:text_len].all():  # the per-frame function keeps a prefix of the tokens
       raise ValueError(f"sequence {key!r}: the tokenizer's mask is not a prefix: {mask}")
     box0 = jnp.zeros(4, float) if mode == "nl" else jnp.asarray(init_box, float)
-    box, cond = self._init(self.variables, padded[0], hw[0], box0, text, jnp.int32(MODES[mode]),
+    box, cond = self._init(self.variables, padded[0], hw[0], box0, text, jnp.int32(Mode(mode).model_mode),
                            ground=mode == "nl")
     if state is None:
       state = _empty_state(num_slots, cond)
@@ -368,8 +366,7 @@ class LGTracker:
                  ) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
     """Tracks every job, `batch_sequences` at a time. Yields (key, boxes [N, 4] float64 xywh px,
     seconds per frame [N]) as each sequence finishes (not necessarily in job order)."""
-    if mode not in MODES:
-      raise ValueError(f"mode={mode!r}: expected one of {sorted(MODES)}")
+    Mode.parse(mode)
     k_max = batch_sequences
     queue = iter(jobs)
     slots: list[_Slot | None] = [None] * k_max

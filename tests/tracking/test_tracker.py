@@ -10,10 +10,11 @@ from jax.interpreters import partial_eval as pe
 from input_pipeline import sources, synthetic
 from lgtrack_jax.evaluation.runner import Frames
 from lgtrack_jax.models import lgtrack
+from lgtrack_jax.modes import Mode
 from lgtrack_jax.ops import boxes as box_ops
 from lgtrack_jax.ops import crop
 from lgtrack_jax.tokenizer import Tokenizer
-from lgtrack_jax.tracking.tracker import (MODES, Job, LGTracker, StaticTracker, pad_frames,
+from lgtrack_jax.tracking.tracker import (Job, LGTracker, StaticTracker, pad_frames,
                                           window_frames, window_side)
 
 
@@ -156,7 +157,7 @@ def test_tracked_boxes_are_the_whole_models_on_the_same_crops(mixed_jobs, mode, 
       region = crop.ostrack_region(tracked[t - 1], d.search_factor)  # from the tracker's last box
       search = crop.ostrack_crop(np.asarray(frame), region, d.search_size)[None]
       out = tracker.model.apply({"params": tracker.params}, template, search, template_box,
-                                ids, mask, np.full((1,), MODES[mode], np.int32))
+                                ids, mask, np.full((1,), Mode(mode).model_mode, np.int32))
       back = crop.centred_region(tracked[t - 1], region[2])
       box = np.asarray(box_ops.clip_box_margin(crop.box_from_crop(out["boxes"][0], back), w, h,
                                                tracker.config.eval.clip_margin))
