@@ -149,8 +149,10 @@ def _fold_queries(module, w: xattn.Weights, by_head, x_q, x_kv, mask):
   q = (einsum("bqd,dhe->bqhe", x_q, w.wq) + w.bq) * jnp.asarray(dh ** -0.5, dt)
   qk = _per_head(module, w, by_head, "key", q)  # [B, D, H * Nq]
   # The product with x_kv's rows ([B, Nk, H * Nq], as the "keys" fold's logits), then
-  # transposed: XLA:CPU runs "bdm,bkd->bmk" at half the speed.
-  logits = _einsum_acc(dt, "bkd,bdm->bkm", x_kv, qk)
+  # transposed: XLA:CPU runs "bdm,bkd->bmk" at half the speed. In the compute dtype: XLA:CPU has
+  # no bf16 x bf16 = f32 kernel for this product at batch > 1, and one rounding to bf16 is what
+  # every other logit gets.
+  logits = _einsum_acc(dt, "bkd,bdm->bkm", x_kv, qk).astype(dt)
   a = xattn.softmax(logits.transpose(0, 2, 1).reshape(b, h, nq, nk), mask, dt)
   ax = einsum("bmk,bkd->bmd", a.reshape(b, h * nq, nk), x_kv)  # [B, H * Nq, D]
   if by_head is None:  # every head's Wv, keep each head's own block

@@ -84,6 +84,21 @@ def test_kernels_by_head_are_the_kernels_heads_major_and_never_made_by_init():
                                rtol=0.05, atol=0.05)
 
 
+@pytest.mark.parametrize("nq,nk", [(20, 8), (8, 20), (1, 30)])
+@pytest.mark.parametrize("fold", ["keys", "queries"])
+def test_bf16_folds_run_at_batch_2(fold, nq, nk):
+  """XLA:CPU lacks bf16 x bf16 = f32 kernels for some product layouts at batch > 1 (the speed
+  benchmark tracks K = 2 sequences in bf16)."""
+  x_q, x_kv, mask = inputs(nq, nk, batch=2)
+  params = CrossAttention(4).init(jax.random.key(1), x_q, x_kv)["params"]
+  module = CrossAttention(4, dtype=jnp.bfloat16, kernel=kernels.with_fold(fold))
+  bf16 = layers.cast_kernels({"params": params}, jnp.bfloat16)
+  bf16[kernels.BY_HEAD] = kernels.kernels_by_head(module.apply, bf16, x_q, x_kv)
+  out = jax.jit(module.apply)(bf16, x_q, x_kv, mask).astype(jnp.float32)
+  np.testing.assert_allclose(out, CrossAttention(4).apply({"params": params}, x_q, x_kv, mask),
+                             rtol=0.05, atol=0.05)
+
+
 def test_the_model_with_folded_kernels_is_the_model():
   """The whole micro LGTrack (EMIMs and decoder) with the tracker's kernels: the same outputs."""
   config = micro_config()
