@@ -38,6 +38,12 @@ def model_and_params():
   return model, params
 
 
+@pytest.fixture(scope="module")
+def apply(model_and_params):
+  """The model's apply, jitted once per module (run op by op, the micro model takes seconds)."""
+  return jax.jit(model_and_params[0].apply)
+
+
 def _open_gates(params, value=0.5):
   """EMIM gates start at 0 (identity); open them so language actually flows into the ViT."""
   flat = flax.traverse_util.flatten_dict(params)
@@ -46,9 +52,9 @@ def _open_gates(params, value=0.5):
   return flax.traverse_util.unflatten_dict(flat)
 
 
-def test_output_shapes(config, model_and_params):
+def test_output_shapes(config, model_and_params, apply):
   model, params = model_and_params
-  out = model.apply({"params": params}, **_inputs(config, batch=3))
+  out = apply({"params": params}, **_inputs(config, batch=3))
   g = config.data.search_size // config.model.patch_size
   assert out["score_logits"].shape == (3, g, g)
   assert out["size"].shape == (3, g, g, 2)
@@ -65,17 +71,17 @@ def test_output_shapes(config, model_and_params):
     assert np.all(np.isfinite(np.asarray(v, np.float32)))
 
 
-def test_gradients_reach_every_parameter(config, model_and_params):
+def test_gradients_reach_every_parameter(config, model_and_params, apply):
   model, params = model_and_params
   params = _open_gates(params)
   batch = {**_inputs(config, batch=4), "search_box": jnp.asarray([[0.5, 0.5, 0.3, 0.3]] * 4)}
   batch["mode"] = jnp.asarray([0, 1, 2, 2], jnp.int32)
 
   def loss_fn(p):
-    out = model.apply({"params": p}, **{k: batch[k] for k in lgtrack.dummy_inputs(config)})
+    out = apply({"params": p}, **{k: batch[k] for k in lgtrack.dummy_inputs(config)})
     return losses.total_loss(out, batch, config.loss)[0]
 
-  grads = jax.grad(loss_fn)(params)
+  grads = jax.jit(jax.grad(loss_fn))(params)
   flat = flax.traverse_util.flatten_dict(grads)
   # The position-id rows beyond max_len and unused vocabulary rows legitimately get no gradient;
   # so do the cross-attentions' key biases (one logit added to all keys of a query: softmax
@@ -92,56 +98,55 @@ def test_gradients_reach_every_parameter(config, model_and_params):
 
 
 @pytest.mark.parametrize("mode,changes", [(0, False), (1, True), (2, True)])
-def test_sentence_matters_only_with_language(config, model_and_params, mode, changes):
+def test_sentence_matters_only_with_language(config, model_and_params, apply, mode, changes):
   model, params = model_and_params
   params = _open_gates(params)
   a = _inputs(config, mode=mode)
   b = dict(a, text_ids=jnp.where(a["text_mask"] > 0, a["text_ids"] + 7, 0))
-  out_a = model.apply({"params": params}, **a)
-  out_b = model.apply({"params": params}, **b)
+  out_a = apply({"params": params}, **a)
+  out_b = apply({"params": params}, **b)
   diff = float(jnp.abs(out_a["score_logits"] - out_b["score_logits"]).max())
   assert (diff > 1e-4) == changes, diff
 
 
-def test_template_ignored_in_language_only_mode(config, model_and_params):
+def test_template_ignored_in_language_only_mode(config, model_and_params, apply):
   model, params = model_and_params
   a = _inputs(config, mode=1)
   b = dict(a, template=255 - a["template"], template_box=jnp.asarray([[0.2, 0.3, 0.1, 0.1]] * 2))
-  np.testing.assert_allclose(model.apply({"params": params}, **a)["score_logits"],
-                             model.apply({"params": params}, **b)["score_logits"], atol=1e-6)
+  np.testing.assert_allclose(apply({"params": params}, **a)["score_logits"],
+                             apply({"params": params}, **b)["score_logits"], atol=1e-6)
   c = dict(a, mode=jnp.full((2,), 2, jnp.int32))
   d = dict(b, mode=jnp.full((2,), 2, jnp.int32))
-  assert float(jnp.abs(model.apply({"params": params}, **c)["score_logits"]
-                       - model.apply({"params": params}, **d)["score_logits"]).max()) > 1e-4
+  assert float(jnp.abs(apply({"params": params}, **c)["score_logits"]
+                       - apply({"params": params}, **d)["score_logits"]).max()) > 1e-4
 
 
-def test_padding_tokens_change_nothing(config):
-  short = lgtrack.build_model(config)
-  params = _open_gates(jax.jit(short.init)(jax.random.key(1), **_inputs(config))["params"])
+def test_padding_tokens_change_nothing(config, model_and_params, apply):
+  params = _open_gates(model_and_params[1])
   a = _inputs(config)
   # Same sentence, padded to 12 tokens with different (masked) garbage in the padding.
   b = dict(a, text_ids=jnp.where(a["text_mask"] > 0, a["text_ids"], 999))
+  out_a, out_b = apply({"params": params}, **a), apply({"params": params}, **b)
   for k in ("score_logits", "size", "offset", "text_embed"):
-    np.testing.assert_allclose(short.apply({"params": params}, **a)[k],
-                               short.apply({"params": params}, **b)[k], atol=1e-5, err_msg=k)
+    np.testing.assert_allclose(out_a[k], out_b[k], atol=1e-5, err_msg=k)
   # ... and padded to 20 tokens (same params: only the position table is indexed further).
   a20 = dict(a, text_ids=jnp.pad(a["text_ids"], ((0, 0), (0, 8))),
              text_mask=jnp.pad(a["text_mask"], ((0, 0), (0, 8))))
-  np.testing.assert_allclose(short.apply({"params": params}, **a)["score_logits"],
-                             short.apply({"params": params}, **a20)["score_logits"], atol=1e-5)
+  np.testing.assert_allclose(out_a["score_logits"],
+                             apply({"params": params}, **a20)["score_logits"], atol=1e-5)
 
 
-def test_emim_gate_leaves_vit_unchanged_at_init(config, model_and_params):
+def test_emim_gate_leaves_vit_unchanged_at_init(config, model_and_params, apply):
   model, params = model_and_params
   config.unlock()
   config.model.emim.layers = ()
   plain = lgtrack.build_model(config)
   plain_params = {k: v for k, v in params.items() if not k.startswith("emims")}
   x = _inputs(config, mode=2)
-  with_emim = model.apply({"params": params}, **x)["vision_tokens"]
+  with_emim = apply({"params": params}, **x)["vision_tokens"]
   without = plain.apply({"params": plain_params}, **x)["vision_tokens"]
   np.testing.assert_allclose(with_emim, without, atol=1e-6)
-  opened = model.apply({"params": _open_gates(params)}, **x)["vision_tokens"]
+  opened = apply({"params": _open_gates(params)}, **x)["vision_tokens"]
   assert float(jnp.abs(opened - without).max()) > 1e-4
 
 
