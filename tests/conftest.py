@@ -100,6 +100,23 @@ def make_micro_workdir(path: str, step: int = 3, config=None) -> str:
   return path
 
 
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory) -> str:
+  """A train workdir holding a step-3 checkpoint of the micro model, shared by the whole session:
+  read it, never write into it."""
+  return make_micro_workdir(str(tmp_path_factory.mktemp("train")))
+
+
+def synthetic_root(tmp_path_factory, num_train: int, num_test: int, num_frames: int,
+                   seed: int) -> str:
+  """A fresh synthetic dataset (LaSOT layout) of these sizes, for a module's `data_root`."""
+  from input_pipeline import synthetic  # pylint: disable=import-outside-toplevel
+  root = str(tmp_path_factory.mktemp("synthetic"))
+  synthetic.generate(root, num_train=num_train, num_test=num_test, num_frames=num_frames,
+                     seed=seed)
+  return root
+
+
 MICRO_CONFIG_FILE = '''"""The test suite's micro config (tests/conftest.py) as a config file, for subprocesses."""
 from tests.conftest import micro_config
 

@@ -12,11 +12,12 @@ import sys
 import numpy as np
 import pytest
 
-from input_pipeline import sources, synthetic
+from input_pipeline import sources
 from input_pipeline.sources.base import DataError
 from lgtrack_jax.evaluation import results, runner
 from lgtrack_jax import checkpoint as checkpoint_lib
 from lgtrack_jax.tracking.tracker import Job, StaticTracker, check_request
+from tests.conftest import synthetic_root
 from tests.input_pipeline import layouts
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -24,16 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-  root = str(tmp_path_factory.mktemp("synthetic"))
-  synthetic.generate(root, num_train=0, num_test=2, num_frames=8, seed=3)
-  return root
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-  """A train workdir holding a step-3 checkpoint of the micro model."""
-  from tests.conftest import make_micro_workdir  # pylint: disable=import-outside-toplevel
-  return make_micro_workdir(str(tmp_path_factory.mktemp("train")))
+  return synthetic_root(tmp_path_factory, num_train=0, num_test=2, num_frames=8, seed=3)
 
 
 def _run(data_root, results_dir, **kw):

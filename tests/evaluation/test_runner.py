@@ -8,24 +8,16 @@ import sys
 import numpy as np
 import pytest
 
-from input_pipeline import sources, synthetic
+from input_pipeline import sources
 from lgtrack_jax.evaluation import results, runner
+from tests.conftest import synthetic_root
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-  root = str(tmp_path_factory.mktemp("synthetic"))
-  synthetic.generate(root, num_train=2, num_test=2, num_frames=15, seed=1)
-  return root
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-  """A train workdir holding a freshly initialised checkpoint of the micro model."""
-  from tests.conftest import make_micro_workdir  # pylint: disable=import-outside-toplevel
-  return make_micro_workdir(str(tmp_path_factory.mktemp("train")))
+  return synthetic_root(tmp_path_factory, num_train=2, num_test=2, num_frames=15, seed=1)
 
 
 def _run(config, data_root, results_dir, **kw):

@@ -20,12 +20,7 @@ from got10k.experiments import ExperimentGOT10k
 from input_pipeline import sources, synthetic
 from lgtrack_jax.evaluation import results, runner
 from lgtrack_jax.integrations import got10k as got10k_lib
-from tests.conftest import make_micro_workdir, micro_config
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-  return make_micro_workdir(str(tmp_path_factory.mktemp("train")))
+from tests.conftest import micro_config
 
 
 def _write_got10k_sequence(folder: str, seq) -> None:

@@ -17,17 +17,12 @@ from PIL import Image
 import lgtrack_jax
 from input_pipeline import sources, synthetic
 from lgtrack_jax.integrations import vot
-from tests.conftest import make_micro_workdir, micro_config, write_micro_config_file
+from tests.conftest import micro_config, write_micro_config_file
 
 trax = pytest.importorskip("trax", reason="needs vot-trax")
 from trax.client import Client  # pylint: disable=wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-  return make_micro_workdir(str(tmp_path_factory.mktemp("train")))
 
 
 @pytest.fixture(scope="module")

@@ -7,23 +7,16 @@ import numpy as np
 import pytest
 
 import lgtrack_jax
-from input_pipeline import sources, synthetic
+from input_pipeline import sources
 from lgtrack_jax.evaluation import results, runner
 from lgtrack_jax import config_io
 from lgtrack_jax.tracking import online
-from tests.conftest import make_micro_workdir, micro_config, write_micro_config_file
+from tests.conftest import micro_config, synthetic_root, write_micro_config_file
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-  root = str(tmp_path_factory.mktemp("synthetic"))
-  synthetic.generate(root, num_train=1, num_test=2, num_frames=8, seed=3)
-  return root
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-  return make_micro_workdir(str(tmp_path_factory.mktemp("train")))
+  return synthetic_root(tmp_path_factory, num_train=1, num_test=2, num_frames=8, seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from PIL import Image
 
 import lgtrack_jax
 from lgtrack_jax.tracking import online, video
-from tests.conftest import REPO, make_micro_workdir, micro_config, write_micro_config_file
+from tests.conftest import REPO, micro_config, write_micro_config_file
 
 NUM_FRAMES, WIDTH, HEIGHT = 12, 96, 80
 FIRST_BOX = (20.0, 24.0, 16.0, 16.0)  # x, y, w, h of the square in frame 0
@@ -68,11 +68,6 @@ def clip(tmp_path_factory) -> types.SimpleNamespace:
     Image.fromarray(frame).save(png_dir / f"frame{i}.png")
   (png_dir / "notes.txt").write_text("not a frame\n")  # ignored: not an image
   return types.SimpleNamespace(root=root, mp4=mp4, fps=fps, frames=decoded, png_dir=str(png_dir))
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> str:
-  return make_micro_workdir(str(tmp_path_factory.mktemp("train")))
 
 
 @pytest.fixture(scope="module")

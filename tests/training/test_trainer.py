@@ -16,21 +16,18 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from input_pipeline import synthetic
 from lgtrack_jax import checkpoint as ckpt_lib
 from lgtrack_jax.training import config_record, metrics_writer, seeds, trainer
 from lgtrack_jax.training import step as step_lib
 from lgtrack_jax.training.errors import ConfigError, NonFiniteError
-from tests.conftest import micro_config, write_micro_config_file
+from tests.conftest import micro_config, synthetic_root, write_micro_config_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-  root = str(tmp_path_factory.mktemp("synthetic"))
-  synthetic.generate(root, num_train=6, num_test=2, num_frames=20, seed=0)
-  return root
+  return synthetic_root(tmp_path_factory, num_train=6, num_test=2, num_frames=20, seed=0)
 
 
 def _config(config, data_root, **train):
