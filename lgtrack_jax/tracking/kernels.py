@@ -64,9 +64,11 @@ def folded(module: xattn.CrossAttention, w: xattn.Weights, x_q, x_kv, mask, keys
   elif fold == "auto":
     costs = fold_costs(x_q.shape[1], x_kv.shape[1], x_q.shape[2], module.num_heads)
     fold = min(costs, key=costs.get)
+  # Made (by `kernels_by_head`) whatever form these shapes take: the tracker's shapes may take
+  # another (`kernels_by_head` runs the model at text.max_len tokens, the tracker at fewer).
+  by_head = _by_head(module, w)
   if fold == "none":
     return xattn.attend(module, w, x_q, x_kv, mask, keys)
-  by_head = _by_head(module, w)
   if fold == "keys":
     if keys is None:
       keys = _fold_keys(module, w, by_head, x_kv)
