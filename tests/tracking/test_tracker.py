@@ -152,12 +152,13 @@ def test_tracked_boxes_are_the_whole_models_on_the_same_crops(mixed_jobs, mode, 
     region = crop.ostrack_region(init_box, d.template_factor)
     template = crop.ostrack_crop(first, region, d.template_size)[None]
     template_box = crop.box_to_crop(init_box, crop.centred_region(init_box, region[2]))[None]
+    apply = jax.jit(tracker.model.apply)
     for t, frame in enumerate(job.frames[1:4], start=1):
       h, w = frame.shape[:2]
       region = crop.ostrack_region(tracked[t - 1], d.search_factor)  # from the tracker's last box
       search = crop.ostrack_crop(np.asarray(frame), region, d.search_size)[None]
-      out = tracker.model.apply({"params": tracker.params}, template, search, template_box,
-                                ids, mask, np.full((1,), Mode(mode).model_mode, np.int32))
+      out = apply({"params": tracker.params}, template, search, template_box,
+                  ids, mask, np.full((1,), Mode(mode).model_mode, np.int32))
       back = crop.centred_region(tracked[t - 1], region[2])
       box = np.asarray(box_ops.clip_box_margin(crop.box_from_crop(out["boxes"][0], back), w, h,
                                                tracker.config.eval.clip_margin))
