@@ -6,6 +6,7 @@ Every import counts, including those inside functions (lazy imports are still de
 """
 
 import ast
+import collections
 import pathlib
 
 import pytest
@@ -123,3 +124,42 @@ def test_the_rules_see_lazy_imports(tmp_path):
   path = tmp_path / "m.py"
   path.write_text("def f():\n  from lgtrack_jax.training import checkpoint\n", encoding="utf-8")
   assert "lgtrack_jax.training.checkpoint" in _imports(path)
+
+
+def _code_lines(path: pathlib.Path) -> list[tuple[int, str]]:
+  """(line number, stripped text) of the statements of `path`: blank lines, comments, imports
+  and docstrings (string-literal statements) left out."""
+  text = path.read_text(encoding="utf-8")
+  prose = set()
+  for node in ast.walk(ast.parse(text)):
+    if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)):
+      prose.update(range(node.lineno, node.end_lineno + 1))
+  return [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1)
+          if line.strip() and not line.strip().startswith(("#", "import ", "from "))
+          and i not in prose]
+
+
+def _repeated_blocks(paths, size: int = 6) -> list[list[tuple[str, int]]]:
+  """Places (file, first line) sharing a run of `size` statement lines, whatever the indentation."""
+  places = collections.defaultdict(list)
+  for path in paths:
+    lines = _code_lines(path)
+    for k in range(len(lines) - size + 1):
+      places[tuple(text for _, text in lines[k:k + size])].append((path.name, lines[k][0]))
+  return [where for where in places.values() if len(where) > 1]
+
+
+def test_no_block_of_six_lines_is_written_twice_in_the_library():
+  """One form per computation (docs/design.md section 14): the same six statement lines in two
+  places of `lgtrack_jax/` are one function waiting to be written. (`duplicates` also finds
+  blocks alike in shape only; those left in place say why in a comment.)"""
+  assert not _repeated_blocks(sorted((REPO / "lgtrack_jax").rglob("*.py")))
+
+
+def test_the_repeat_rule_sees_a_repeat(tmp_path):
+  block = "a = f(x)\nb = g(a)\nc = a + b\nd = h(c)\ne = d * 2\nreturn e\n"
+  (tmp_path / "one.py").write_text("def f1(x):\n  " + block.replace("\n", "\n  "))
+  (tmp_path / "two.py").write_text("class C:\n  def f2(self, x):\n    \"\"\"Doc.\"\"\"\n    "
+                                   + block.replace("\n", "\n    "))
+  assert _repeated_blocks(sorted(tmp_path.glob("*.py"))) == [[("one.py", 2), ("two.py", 4)]]
