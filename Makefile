@@ -33,8 +33,11 @@ demo: install
 	  --text "$$(cat $$DIR/nlp.txt)" --box "$$(head -1 $$DIR/groundtruth.txt)" --box_base 1 \
 	  --out $(DEMO)/track/$$SEQ.mp4 --boxes $(DEMO)/track/$$SEQ.txt
 
+# Two pytest workers (pytest-xdist): the suite is mostly single-threaded XLA compilation, so a
+# second worker uses the second core. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
