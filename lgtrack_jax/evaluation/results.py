@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from typing import Any
 
 import numpy as np
+
+from lgtrack_jax import files
 
 BOX_FORMAT = "%.4f"  # sub-pixel boxes survive the round trip; no integer truncation
 TIME_FORMAT = "%.6f"
@@ -30,27 +31,6 @@ def box_path(results_dir: str | os.PathLike, seq_name: str) -> str:
 def time_path(results_dir: str | os.PathLike, seq_name: str) -> str:
   """Path of a sequence's time file."""
   return os.path.join(os.fspath(results_dir), f"{seq_name}_time.txt")
-
-
-def _write_text_atomic(path: str | os.PathLike, text: str) -> None:
-  """Writes `text` to `path` so that readers see either the old file or the whole new one."""
-  path = os.fspath(path)
-  directory = os.path.dirname(path) or "."
-  os.makedirs(directory, exist_ok=True)
-  # Same directory as the target: os.replace is only atomic within one file system.
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
-    # mkstemp creates the file 0600; results are meant to be shared like any other output.
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 def _format_rows(a: np.ndarray, fmt: str) -> str:
@@ -81,9 +61,9 @@ def write_result(
     times = np.asarray(times, dtype=np.float64).reshape(-1)
     if times.shape[0] != boxes.shape[0]:
       raise ValueError(f"{seq_name}: {times.shape[0]} times for {boxes.shape[0]} boxes")
-    _write_text_atomic(time_path(results_dir, seq_name), _format_rows(times[:, None], TIME_FORMAT))
+    files.write_text_atomic(time_path(results_dir, seq_name), _format_rows(times[:, None], TIME_FORMAT))
   path = box_path(results_dir, seq_name)
-  _write_text_atomic(path, _format_rows(boxes, BOX_FORMAT))
+  files.write_text_atomic(path, _format_rows(boxes, BOX_FORMAT))
   return path
 
 
@@ -153,4 +133,4 @@ def jsonable(obj: Any) -> Any:
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
   """Writes `obj` as indented JSON, atomically. numpy arrays and scalars become lists/numbers."""
-  _write_text_atomic(path, json.dumps(jsonable(obj), indent=2) + "\n")
+  files.write_text_atomic(path, json.dumps(jsonable(obj), indent=2) + "\n")

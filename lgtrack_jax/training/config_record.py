@@ -14,7 +14,8 @@ from typing import Any
 
 from etils import epath
 
-from lgtrack_jax.config_io import differences, sha256, to_dict  # pylint: disable=unused-import
+from lgtrack_jax import files
+from lgtrack_jax.config_io import differences, sha256
 from lgtrack_jax.training.errors import ConfigError
 
 FILE = "config.json"
@@ -48,12 +49,8 @@ def read(workdir: str) -> dict | None:
 
 def write(workdir: str, config_dict: dict) -> None:
   """Records `config_dict` as the run's config (written aside, then renamed over the old one)."""
-  path = epath.Path(workdir)
-  path.mkdir(parents=True, exist_ok=True)
-  tmp = path / f"{FILE}.tmp"
-  tmp.write_text(json.dumps({"sha256": sha256(config_dict), "config": config_dict}, indent=1,
-                            sort_keys=True) + "\n")
-  tmp.replace(path / FILE)
+  files.write_text_atomic(epath.Path(workdir) / FILE, json.dumps(
+      {"sha256": sha256(config_dict), "config": config_dict}, indent=1, sort_keys=True) + "\n")
 
 
 def check_resume(workdir: str, config_dict: dict, step: int,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+from lgtrack_jax import files
+
 FILE = "metrics.jsonl"
 
 
@@ -29,12 +31,7 @@ def drop_rows_after(path: str, step: int) -> int:
       kept.append(line)
   dropped = len(lines) - len(kept)
   if dropped:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-      f.write("".join(line + "\n" for line in kept))
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
+    files.write_text_atomic(path, "".join(line + "\n" for line in kept))
   return dropped
 
 

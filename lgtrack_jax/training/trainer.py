@@ -26,6 +26,7 @@ import tqdm
 from absl import logging
 
 from lgtrack_jax import checkpoint as ckpt_lib
+from lgtrack_jax import config_io
 from lgtrack_jax.training import config_record
 from lgtrack_jax.training import metrics_writer
 from lgtrack_jax.training import seeds as seeds_lib
@@ -105,22 +106,15 @@ class _Preemption:
   comes up to `log_every` steps later.
   """
 
-  def __init__(self, start_step: int):
+  def __init__(self, sync_manager: bool):
+    """`sync_manager`: what `_arm_preemption_sync` returned (JAX's sync manager is on)."""
     self.requested = False
     self._previous = None
-    self._sync_manager = False
+    self._sync_manager = sync_manager
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
       self._multihost = multihost_utils
-      try:
-        if not jax.distributed.is_initialized():  # no coordination service: no sync manager
-          raise RuntimeError("jax.distributed is not initialised")
-        multihost_utils.reached_preemption_sync_point(start_step)  # raises when off
-        self._sync_manager = True
-      except RuntimeError as e:  # the preemption service is off
-        logging.warning("no JAX preemption sync (%s): SIGTERM is agreed on at log and "
-                        "checkpoint steps only", e)
-    if not self._sync_manager:
+    if not sync_manager:
       self._previous = signal.signal(signal.SIGTERM, self._handle)
 
   def _handle(self, signum, frame):  # pylint: disable=unused-argument
@@ -145,15 +139,22 @@ class _Preemption:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def _arm_preemption_sync(start_step: int) -> None:
+def _arm_preemption_sync(start_step: int) -> bool:
   """Sets JAX's preemption counter to the step a multi-process run starts at (see
-  `_Preemption`); a no-op with one process or without the preemption service."""
-  if jax.process_count() > 1 and jax.distributed.is_initialized():
-    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
-    try:
-      multihost_utils.reached_preemption_sync_point(start_step)
-    except RuntimeError:  # the preemption service is off: _Preemption falls back
-      pass
+  `_Preemption`); returns whether JAX's preemption sync manager is on (False with one process,
+  without `jax.distributed`, or with the preemption service off)."""
+  if jax.process_count() == 1:
+    return False
+  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+  try:
+    if not jax.distributed.is_initialized():  # no coordination service: no sync manager
+      raise RuntimeError("jax.distributed is not initialised")
+    multihost_utils.reached_preemption_sync_point(start_step)  # raises when off
+    return True
+  except RuntimeError as e:
+    logging.warning("no JAX preemption sync (%s): SIGTERM is agreed on at log and checkpoint "
+                    "steps only", e)
+    return False
 
 
 def _check_finite(pending: list[tuple[int, dict]], last_finite: int | None,
@@ -186,7 +187,7 @@ def _check_resume(config: ml_collections.ConfigDict, workdir: str, ckpt: ckpt_li
   Returns what `config_record.check_resume` returns: the differences to record, or None.
   """
   t = config.train
-  diff = config_record.check_resume(workdir, config_record.to_dict(config), step,
+  diff = config_record.check_resume(workdir, config_io.to_dict(config), step,
                                     allow_config_change)
   meta = ckpt.meta(step)
   # A workdir from before config.json: its checkpoint's stream seed, recorded as "seed", is all
@@ -218,7 +219,7 @@ def _record_config(config: ml_collections.ConfigDict, workdir: str, start: int |
     multihost_utils.sync_global_devices("config_record_read")
   if jax.process_index() != 0:
     return
-  config_record.write(workdir, config_record.to_dict(config))
+  config_record.write(workdir, config_io.to_dict(config))
   if start is not None and diff:
     logging.warning("resuming step %d with a changed config: %s", start,
                     config_record.describe(diff, shown=len(diff)))
@@ -244,7 +245,7 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   # Resume checks first: a refused resume costs no data scan and no compilation.
   ckpt = ckpt_lib.Checkpointer(workdir, keep=t.keep_checkpoints)
   start = ckpt.latest_step()
-  _arm_preemption_sync(start or 0)
+  sync_manager = _arm_preemption_sync(start or 0)
   diff = None
   try:
     if start is not None:
@@ -281,8 +282,8 @@ def train(config: ml_collections.ConfigDict, workdir: str,
     logging.warning("dropped %d rows of metrics.jsonl past the checkpoint (step %d)",
                     writer.dropped, start)
   meta = {"global_batch": t.global_batch, "seed": seeds.init, "data_seed": seeds.data,
-          "config_sha256": config_record.sha256(config_record.to_dict(config))}
-  preemption = _Preemption(start)
+          "config_sha256": config_io.sha256(config)}
+  preemption = _Preemption(sync_manager)
   bar = tqdm.tqdm(total=t.steps, initial=start, disable=not is_main, unit="step",
                   dynamic_ncols=True)
   last_metrics: dict[str, float] = {}

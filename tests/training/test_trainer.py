@@ -17,6 +17,7 @@ import pytest
 
 from configs import tiny
 from lgtrack_jax import checkpoint as ckpt_lib
+from lgtrack_jax import config_io
 from lgtrack_jax.training import config_record, metrics_writer, seeds, trainer
 from lgtrack_jax.training import step as step_lib
 from lgtrack_jax.training.errors import ConfigError, NonFiniteError
@@ -241,7 +242,7 @@ def test_resume_refuses_another_config_naming_the_keys(trained_workdir, tmp_path
   config, workdir = _copy(trained_workdir, tmp_path)
   record = config_record.read(workdir)
   assert record["config"]["optim"]["lr"] == config.optim.lr
-  assert record["sha256"] == config_record.sha256(config_record.to_dict(config))
+  assert record["sha256"] == config_io.sha256(config)
   config.optim.lr = 5e-4
   config.seed = 3
   config.train.log_every = 2  # free to change: not named, not refused on its own
@@ -355,7 +356,9 @@ def test_preemption_fallback_agrees_at_synced_steps(monkeypatch):
   monkeypatch.setattr(multihost_utils, "process_allgather",
                       lambda x: np.array([int(x), others["requested"]]))
   before = signal.getsignal(signal.SIGTERM)
-  preemption = trainer._Preemption(0)  # pylint: disable=protected-access
+  sync_manager = trainer._arm_preemption_sync(0)  # pylint: disable=protected-access
+  assert not sync_manager  # no jax.distributed: the fallback
+  preemption = trainer._Preemption(sync_manager)  # pylint: disable=protected-access
   try:
     assert not preemption.reached(1, host_synced=True)
     others["requested"] = 1  # SIGTERM reached the other process only
