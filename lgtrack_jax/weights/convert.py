@@ -13,7 +13,8 @@ kinds:
   ostrack  OSTrack tracker checkpoint (`.pth.tar` with its 'net' state dict, or safetensors);
            with --config configs/ostrack_b256.py all of it loads (`eval.py --weights`)
 The config (required for vit and ostrack; optional for text, whose architecture it then checks)
-decides the model sizes the weights must fit and the position-embedding grids (data.template_size, data.search_size). `--dst` receives
+decides the model sizes the weights must fit and the position-embedding grids
+(data.template_size, data.search_size). `--dst` receives
 `params.safetensors` (float32 arrays keyed by our '/'-joined param paths) and `report.json`
 (every loaded param with its source tensor, every ignored source tensor with the reason, our
 params of the converted part left at their fresh init). PyTorch files are read with
@@ -29,9 +30,11 @@ import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
+from lgtrack_jax import cli
 from lgtrack_jax.weights import checkpoint_io
 
 KINDS = ("vit", "text", "ostrack")
+
 
 def define_flags() -> dict:
   """The command line, defined only when this module runs as a program (`__main__`): tests and
@@ -78,17 +81,20 @@ def convert(kind: str, src: str, dst: str, config: ml_collections.ConfigDict | N
   return report
 
 
+PROG = "lgtrack_jax.weights.convert"
+
+
 def main(argv, flag_values: dict) -> None:
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    cli.fail(PROG, f"unexpected arguments: {' '.join(argv[1:])}")
   kind, src, dst, config = (flag_values[k].value for k in ("kind", "src", "dst", "config"))
-  for name, value in (("kind", kind), ("src", src), ("dst", dst)):
-    if value is None:
-      raise app.UsageError(f"--{name} is required")
   if config is None and kind != "text":
-    raise app.UsageError(f"--kind {kind} needs --config (the model and crop sizes the weights "
-                         "must fit), e.g. --config configs/lgtrack_b256.py")
-  report = convert(kind, src, dst, config)
+    cli.fail(PROG, f"--kind {kind} needs --config (the model and crop sizes the weights must "
+             "fit), e.g. --config configs/lgtrack_b256.py")
+  try:
+    report = convert(kind, src, dst, config)
+  except (ValueError, OSError) as e:  # a missing or unreadable file, weights that do not fit
+    cli.fail(PROG, e)
   summary = {"kind": report["kind"], "dst": os.path.abspath(dst),
              "loaded": len(report["loaded"]), "ignored": report["ignored"],
              "not_loaded": report["not_loaded"]}
@@ -97,4 +103,5 @@ def main(argv, flag_values: dict) -> None:
 
 if __name__ == "__main__":
   _FLAGS = define_flags()
-  app.run(lambda argv: main(argv, _FLAGS))
+  app.run(lambda argv: main(argv, _FLAGS),
+          flags_parser=cli.flags_parser(PROG, _FLAGS["config"], ("kind", "src", "dst")))

@@ -208,6 +208,25 @@ def test_cli_writes_params_and_report(tmp_path):
   assert report["source"] == str(src)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--kind=vit", "--src=SRC", "--dst=DST"], "--kind vit needs --config"),
+    (["--kind=vit", "--dst=DST"], "--src is required"),
+    (["--kind=vit", "--src=SRC", "--dst=DST", "--config=configs/tiny.py"],
+     "checkpoint file 'SRC' does not exist"),
+])
+def test_cli_user_errors_are_one_line(tmp_path, args, message):
+  src, dst = str(tmp_path / "missing.pth"), str(tmp_path / "out")
+  args = [a.replace("SRC", src).replace("DST", dst) for a in args]
+  proc = subprocess.run([sys.executable, "-m", "lgtrack_jax.weights.convert", *args], cwd=REPO,
+                        env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True,
+                        timeout=120, check=False)
+  lines = proc.stderr.strip().splitlines()
+  assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+  assert lines[0].startswith("lgtrack_jax.weights.convert: error: ")
+  assert message.replace("SRC", src) in lines[0]
+  assert not os.path.exists(dst)
+
+
 @pytest.mark.parity
 def test_parity_with_a_pytorch_vit(tmp_path):
   """A PyTorch one-stream ViT (OSTrack's forward, built from torch.nn) on MAE-named weights ->
